@@ -1,0 +1,54 @@
+# The README's commands. Everything installs into .venv from the project's own files.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch is pinned: on these machines torch==2.13.0 is a local CPU wheel, while an
+# unpinned torch pulls a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+JOBS ?= 2
+
+BASE_STAMP  := $(VENV)/.installed-base
+TORCH_STAMP := $(VENV)/.installed-torch
+
+.PHONY: install install-torch reproduce reproduce-full test test-fast bench check lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(BASE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test,dask,parquet]'
+	touch $@
+
+$(TORCH_STAMP): $(BASE_STAMP)
+	$(BIN)/python -m pip install -q '$(TORCH_PIN)'
+	$(BIN)/python -m pip install -q -e '.[torch,peft,language]'
+	touch $@
+
+install: $(BASE_STAMP)
+
+install-torch: $(TORCH_STAMP)
+
+## make reproduce: quick reproduction of every synthetic table and figure (< 5 min on 2 cores)
+reproduce: $(TORCH_STAMP)
+	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS)
+
+## make reproduce-full: the paper-size settings
+reproduce-full: $(TORCH_STAMP)
+	$(BIN)/lowrank-theory reproduce --full --jobs $(JOBS)
+
+## make test: the whole suite (installs the torch extra so the torch tests run too)
+test: $(TORCH_STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) --hypothesis-profile=ci
+
+check: $(BASE_STAMP)
+	$(BIN)/lowrank-theory check
+
+bench: $(BASE_STAMP)
+	$(BIN)/python benchmarks/bench_linear.py
+
+lint: $(BASE_STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+import sys
+
+from lowrank_theory.cli import main
+
+sys.exit(main())

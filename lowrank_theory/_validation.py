@@ -1,0 +1,89 @@
+"""Input validation shared by the public functions (validate once, at the boundary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+#: Relative tolerance below which a covariance eigenvalue counts as zero (singular). Sample
+#: covariances of well-posed problems sit many orders of magnitude above it.
+COVARIANCE_RTOL = 1e-10
+#: Relative tolerance for the symmetry of a covariance matrix (round-off of a product X^T X).
+SYMMETRY_RTOL = 1e-8
+
+
+def as_seed_generator(
+    seed: int | np.random.Generator | None, name: str = "seed"
+) -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from an int, a Generator or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {seed}.")
+        return np.random.default_rng(seed)
+    raise TypeError(
+        f"{name} must be an int, a numpy.random.Generator or None, got {type(seed).__name__}."
+    )
+
+
+def check_int(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as int after checking its type and range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r}).")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
+    return value
+
+
+def check_float(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """Return ``value`` as a finite float, checking it is >= (or > if strict) ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r}).")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if value < minimum or (strict and value == minimum):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be {op} {minimum}, got {value}.")
+    return value
+
+
+def check_array(
+    value: ArrayLike, name: str, shape: tuple[int | None, ...] | None = None
+) -> NDArray[np.float64]:
+    """Return ``value`` as a finite float64 array of the given shape (None = any size)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real numeric array: {exc}") from None
+    if shape is not None:
+        ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+        if not ok:
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf; pass finite values.")
+    return arr
+
+
+def check_covariance(value: ArrayLike, name: str, d: int, T: int) -> NDArray[np.float64]:
+    """Check a symmetric positive definite covariance of shape (d, d) or (T, d, d)."""
+    arr = check_array(value, name)
+    if arr.shape not in ((d, d), (T, d, d)):
+        raise ValueError(f"{name} must have shape ({d}, {d}) or ({T}, {d}, {d}), got {arr.shape}.")
+    scale = max(float(np.max(np.abs(arr))), np.finfo(float).tiny)
+    if not np.allclose(arr, np.swapaxes(arr, -1, -2), rtol=0.0, atol=SYMMETRY_RTOL * scale):
+        raise ValueError(f"{name} must be symmetric; symmetrise it with (S + S.T) / 2.")
+    eig = np.linalg.eigvalsh(arr)
+    if np.any(eig <= COVARIANCE_RTOL * scale):
+        raise ValueError(
+            f"{name} must be positive definite (smallest eigenvalue {eig.min():.3g}); "
+            "a singular or indefinite covariance leaves the regression unidentified."
+        )
+    return arr

@@ -1,0 +1,240 @@
+"""Fine-tuning a retrained base on an unseen task with a rank-r adapter (THEORY.md sec. 3-5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from numpy.typing import ArrayLike, NDArray
+
+from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
+from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, as_adapter
+from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics, task_losses
+from lowrank_theory.tasks import TaskFamily
+
+__all__ = ["FineTuneResult", "fine_tune", "excess_loss", "FINE_TUNE_METHODS"]
+
+#: Fine-tuning solvers.
+FINE_TUNE_METHODS = ("exact", "gd")
+#: The paper's fine-tuning step size and the scale of its random start.
+PAPER_FT_LR = 0.005
+PAPER_FT_INIT_SCALE = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class FineTuneResult:
+    """Result of :func:`fine_tune`.
+
+    Attributes
+    ----------
+    delta : ndarray of shape (d, d)
+        The fitted update ``Delta`` (the adapted model is ``A + Delta``).
+    U, V : ndarray of shape (d, r)
+        Factors: ``Delta = U V^T`` (``V`` is ``U`` for a symmetric adapter).
+    loss : float
+        Excess population test loss ``||(A + Delta - W*) Sigma^{1/2}||_F^2`` on the new task.
+    history : ndarray of shape (steps + 1,)
+        Excess test loss along gradient descent (``method="gd"``); the single final value
+        otherwise.
+    method : str
+    adapter : Adapter
+    n : int or None
+        Samples used (None: population).
+    """
+
+    delta: NDArray[np.float64]
+    U: NDArray[np.float64]
+    V: NDArray[np.float64]
+    loss: float
+    history: NDArray[np.float64]
+    method: str
+    adapter: Adapter
+    n: int | None
+
+
+def excess_loss(task: TaskFamily, W: ArrayLike) -> float:
+    """Excess population loss of a model on a one-task family, ``||(W - W*) Sigma^{1/2}||_F^2``.
+
+    Parameters
+    ----------
+    task : TaskFamily with T = 1
+    W : array_like of shape (d, d) or (..., d, d)
+
+    Returns
+    -------
+    float (or ndarray of shape (...) for a batch of models)
+    """
+    stats = statistics(task)
+    W = np.asarray(W, dtype=np.float64)
+    out = excess_losses(stats, W[..., None, :, :])[..., 0]
+    return float(out) if out.ndim == 0 else out
+
+
+def _sqrtm_psd(S: NDArray) -> tuple[NDArray, NDArray]:
+    lam, vec = scipy.linalg.eigh(S)
+    root = np.sqrt(lam)
+    return (vec * root) @ vec.T, (vec / root) @ vec.T
+
+
+def _exact_population(A: NDArray, task: TaskFamily, adapter: Adapter, rng) -> Factors:
+    M = task.W_star[0] - A
+    if task.isotropic:
+        return tuple(f for f in adapter.project(M))
+    if isinstance(adapter, AsymmetricAdapter):
+        # min ||(M - Delta) S^{1/2}||: truncate M S^{1/2}, then undo the whitening on the right.
+        root, inv_root = _sqrtm_psd(task.Sigma)
+        U, V = adapter.project(M @ root)
+        return (U, inv_root @ V)
+    return _lbfgs_factors(statistics(task), A, adapter, adapter.project(M), rng)
+
+
+def _lbfgs_factors(stats: Statistics, A: NDArray, adapter: Adapter, start: Factors, rng) -> Factors:
+    """Minimise one task's loss over the adapter factors with the base held fixed."""
+    shape = start[0].shape
+    size = int(np.prod(shape))
+    # A zero factor is a stationary point of the symmetric loss: nudge the start off it.
+    x0 = np.concatenate([f.ravel() for f in start]) + 1e-6 * rng.standard_normal(size * len(start))
+
+    def fun(x: NDArray) -> tuple[float, NDArray]:
+        fac = tuple(x[i * size : (i + 1) * size].reshape(shape) for i in range(len(start)))
+        W = A + adapter.delta(tuple(f[None] for f in fac))[0]
+        G = loss_gradient(stats, W[None])[0]
+        grads = adapter.factor_gradients(fac, G)
+        return float(task_losses(stats, W[None])[0]), np.concatenate([g.ravel() for g in grads])
+
+    res = scipy.optimize.minimize(
+        fun,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    return tuple(res.x[i * size : (i + 1) * size].reshape(shape) for i in range(len(start)))
+
+
+def _reduced_rank_regression(stats: Statistics, A: NDArray, rank: int) -> Factors:
+    """Rank-constrained least squares for the update: min_{rank(D) <= r} L^(A + D).
+
+    Notes
+    -----
+    With residual targets ``R = Y - X A^T`` the unconstrained solution is
+    ``B = Sxx^+ (Sxy - Sxx A^T)`` (so that ``D = B^T``); the best rank-r fit projects it onto
+    the top-r right singular vectors of the fitted values ``X B``, whose Gram matrix is
+    ``B^T Sxx B`` (Anderson's reduced-rank regression). ``Sxx^+`` is a least-squares solve,
+    which also covers ``n < d`` with the minimum-norm solution.
+    """
+    Sxx, Sxy = stats.Sxx[0], stats.Sxy[0]
+    B, *_ = scipy.linalg.lstsq(Sxx, Sxy - Sxx @ A.T)
+    lam, vec = scipy.linalg.eigh(B.T @ Sxx @ B)
+    Vr = vec[:, ::-1][:, :rank]
+    D = (B @ Vr @ Vr.T).T
+    return AsymmetricAdapter(rank).project(D)
+
+
+def fine_tune(
+    A: ArrayLike,
+    task: TaskFamily,
+    rank: int = 1,
+    n: int | None = None,
+    seed: int | np.random.Generator | None = None,
+    adapter: Adapter | str = "asymmetric",
+    method: str = "exact",
+    steps: int = 1000,
+    lr: float = PAPER_FT_LR,
+    init_scale: float = PAPER_FT_INIT_SCALE,
+) -> FineTuneResult:
+    """Fit a rank-r adapter on top of a frozen base for a new task.
+
+    Parameters
+    ----------
+    A : array_like of shape (d, d)
+        The retrained base (held fixed).
+    task : TaskFamily with T = 1
+        The unseen task, e.g. ``fam.new_task(seed)``.
+    rank : int, default=1
+        Adapter rank ``r <= d``.
+    n : int, optional
+        Fine-tuning samples; None means the population (infinite samples).
+    seed : int, Generator or None
+        Source of the sample (drawn first) and of the random start of ``"gd"`` (drawn second):
+        the same seed gives the same sample and start for every base, as the paper's shared
+        start between SR and LoRA-ML.
+    adapter : {"asymmetric", "symmetric"} or Adapter, default="asymmetric"
+        ``U V^T`` (the paper's fine-tuning) or ``U U^T``.
+    method : {"exact", "gd"}, default="exact"
+        ``"exact"``: population: Eckart-Young truncation of ``W* - A`` (asymmetric) or the best
+        PSD rank-r approximation of its symmetric part (symmetric), whitened by ``Sigma^{1/2}``
+        for a general covariance; sample: reduced-rank regression (asymmetric) or L-BFGS
+        (symmetric). ``"gd"``: the paper's gradient descent on the (empirical) loss from a
+        random start with i.i.d. ``N(0, init_scale^2)`` factors, ``steps`` steps of size ``lr``.
+    steps, lr, init_scale
+        Gradient-descent schedule (``method="gd"``).
+
+    Returns
+    -------
+    FineTuneResult
+        With ``loss`` the excess population test loss on ``task``.
+
+    Raises
+    ------
+    ValueError
+        ``task`` with ``T != 1``, wrong shape of ``A``, ``rank > d``, ``n < 1``, unknown method.
+
+    Examples
+    --------
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=6, k=1, T=3, seed=0)
+    >>> new = fam.new_task(seed=1)
+    >>> fine_tune(fam.A_star, new, rank=1).loss < 1e-20
+    True
+    """
+    if not isinstance(task, TaskFamily):
+        raise TypeError(
+            f"task must be a TaskFamily (use fam.new_task()), got {type(task).__name__}."
+        )
+    if task.T != 1:
+        raise ValueError(
+            f"task must hold exactly one task (T=1), got T={task.T}; use fam.new_task()."
+        )
+    d = task.d
+    A = check_array(A, "A", (d, d))
+    adapter = as_adapter(adapter, rank)
+    adapter.check_rank(d)
+    if method not in FINE_TUNE_METHODS:
+        raise ValueError(f"method must be one of {FINE_TUNE_METHODS}, got {method!r}.")
+    rng = as_seed_generator(seed)
+    stats = statistics(task if n is None else task.sample(check_int(n, "n"), seed=rng))
+
+    if method == "exact":
+        if n is None:
+            factors = _exact_population(A, task, adapter, rng)
+        elif isinstance(adapter, AsymmetricAdapter):
+            factors = _reduced_rank_regression(stats, A, adapter.rank)
+        else:
+            start = adapter.project(np.swapaxes(stats.Sxy[0], 0, 1) - A)
+            factors = _lbfgs_factors(stats, A, adapter, start, rng)
+        delta = adapter.delta(tuple(f[None] for f in factors))[0]
+        loss = excess_loss(task, A + delta)
+        history = np.array([loss])
+    else:
+        steps = check_int(steps, "steps", minimum=0)
+        lr = check_float(lr, "lr", strict=True)
+        init_scale = check_float(init_scale, "init_scale", strict=True)
+        factors = tuple(f[0] for f in adapter.init_factors(1, d, rng, init_scale))
+        deltas = np.empty((steps + 1, d, d))
+        for s in range(steps + 1):
+            delta = adapter.delta(tuple(f[None] for f in factors))[0]
+            deltas[s] = delta
+            if s == steps:
+                break
+            G = loss_gradient(stats, (A + delta)[None])[0]
+            factors = tuple(
+                f - lr * g for f, g in zip(factors, adapter.factor_gradients(factors, G))
+            )
+        history = np.atleast_1d(excess_loss(task, A + deltas))
+        loss = float(history[-1])
+    U = factors[0]
+    V = factors[-1]
+    return FineTuneResult(delta, U, V, float(loss), history, method, adapter, n)

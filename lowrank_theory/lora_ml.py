@@ -1,0 +1,665 @@
+"""LoRA-ML: retraining the base together with one low-rank adapter per task (THEORY.md sec. 4-5).
+
+The objective is ``F(A, U) = sum_t L_t(A + Delta_t)`` with ``Delta_t = U_t U_t^T`` (symmetric,
+the theory's adapter) or ``U_t V_t^T`` (asymmetric, LoRA's). In the population it is reported
+as an *excess* loss, ``sum_t ||(A + Delta_t - W*_t) Sigma_t^{1/2}||_F^2``, which is zero at the
+ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from numpy.typing import ArrayLike, NDArray
+
+from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
+from lowrank_theory.adapters import (
+    Adapter,
+    AsymmetricAdapter,
+    Factors,
+    SymmetricAdapter,
+    as_adapter,
+)
+from lowrank_theory.losses import (
+    Source,
+    Statistics,
+    excess_losses,
+    loss_gradient,
+    statistics,
+    task_losses,
+)
+from lowrank_theory.retraining import BaseStep
+from lowrank_theory.tasks import TaskData, TaskFamily
+
+__all__ = [
+    "LoRAMLResult",
+    "lora_ml_objective",
+    "lora_ml_gradient",
+    "fit_lora_ml",
+    "offset_subspace",
+    "METHODS",
+    "paper_round",
+]
+
+#: Solvers of :func:`fit_lora_ml`.
+METHODS = ("exact", "paper", "lbfgs")
+
+#: The paper's linear protocol (THEORY.md sec. 5).
+PAPER_ROUNDS = 3000
+PAPER_INNER_STEPS = 10
+PAPER_LR_U = 0.003
+PAPER_LR_A = 0.03
+PAPER_INIT_SCALE = 0.1
+
+#: Objective below ``EXACT_FTOL * scale`` ends the exact solver: the excess loss is then at the
+#: level of double-precision round-off of a sum of squares of entries of size ``scale``.
+EXACT_FTOL = 1e-26
+#: Alternating minimisation hands over to L-BFGS once an iteration shrinks the objective by
+#: less than this factor (its rate is linear; L-BFGS finishes faster from there).
+ALTERNATING_SLOW_RATIO = 0.5
+#: Largest number of alternating iterations before the L-BFGS polish.
+ALTERNATING_MAX_ITER = 200
+
+
+@dataclass(frozen=True, eq=False)
+class LoRAMLResult:
+    """Result of :func:`fit_lora_ml`, in the spirit of ``scipy.optimize.OptimizeResult``.
+
+    Attributes
+    ----------
+    A : ndarray of shape (d, d)
+        Retrained base.
+    U : ndarray of shape (T, d, r)
+        Adapter factors (``Delta_t = U_t U_t^T`` or ``U_t V_t^T``).
+    V : ndarray of shape (T, d, r) or None
+        Right factors of an asymmetric adapter, None for a symmetric one.
+    objective : float
+        Final objective (population: excess loss; sample: summed empirical loss).
+    history : ndarray of shape (n_iter + 1,)
+        Objective at the start and after each iteration (round for ``method="paper"``).
+    grad_norm : float
+        Frobenius norm of the full gradient at the answer.
+    converged : bool
+        Whether the solver's stopping test was met (always True for ``"paper"``, which runs
+        a fixed number of rounds).
+    n_iter : int
+        Iterations (rounds) done.
+    message : str
+        What stopped the solver.
+    method : str
+        The solver used.
+    adapter : Adapter
+        The adapter family.
+    """
+
+    A: NDArray[np.float64]
+    U: NDArray[np.float64]
+    V: NDArray[np.float64] | None
+    objective: float
+    history: NDArray[np.float64]
+    grad_norm: float
+    converged: bool
+    n_iter: int
+    message: str
+    method: str
+    adapter: Adapter
+
+    @property
+    def factors(self) -> Factors:
+        """The adapter factors as a tuple, ``(U,)`` or ``(U, V)``."""
+        return (self.U,) if self.V is None else (self.U, self.V)
+
+    @property
+    def deltas(self) -> NDArray[np.float64]:
+        """Per-task updates ``Delta_t``, shape (T, d, d)."""
+        return self.adapter.delta(self.factors)
+
+
+# --------------------------------------------------------------------------- validation
+def _check_source(source: Source) -> None:
+    if not isinstance(source, (TaskFamily, TaskData)):
+        raise TypeError(
+            "source must be a TaskFamily (population) or TaskData (sample), "
+            f"got {type(source).__name__}."
+        )
+
+
+def _check_point(
+    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None
+) -> tuple[NDArray[np.float64], Factors, Adapter]:
+    _check_source(source)
+    T, d = source.T, source.d
+    A = check_array(A, "A", (d, d))
+    U = check_array(U, "U", (T, d, None))
+    if V is None:
+        return A, (U,), SymmetricAdapter(U.shape[2])
+    V = check_array(V, "V", U.shape)
+    return A, (U, V), AsymmetricAdapter(U.shape[2])
+
+
+# --------------------------------------------------------------------------- objective
+def _objective(stats: Statistics, A: NDArray, delta: NDArray) -> float:
+    if stats.W_star is not None:
+        return float(np.sum(excess_losses(stats, A + delta)))
+    return float(np.sum(task_losses(stats, A + delta)) - stats.offset)
+
+
+def _isotropic_residual(fam: TaskFamily, A: NDArray, factors: Factors, t: int) -> NDArray:
+    # One task's residual W_t - W*_t at a time: memory O(d^2) however large T is.
+    Ut = fam.U_star[t]
+    delta = factors[0][t] @ factors[-1][t].T
+    return (A - fam.A_star) + delta - Ut @ Ut.T
+
+
+def lora_ml_objective(
+    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
+) -> float:
+    """LoRA-ML objective of a base and per-task adapters.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+        Population or sample.
+    A : array_like of shape (d, d)
+        Base.
+    U : array_like of shape (T, d, r)
+        Adapter factors.
+    V : array_like of shape (T, d, r), optional
+        Right factors: given, the adapter is asymmetric ``U_t V_t^T``; else ``U_t U_t^T``.
+
+    Returns
+    -------
+    float
+        Population: the excess loss ``sum_t ||(A + Delta_t - W*_t) Sigma_t^{1/2}||_F^2``
+        (zero at the ground truth). Sample: ``sum_t (1/N) sum_i ||y_ti - (A + Delta_t) x_ti||^2``.
+
+    Examples
+    --------
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=6, k=2, T=3, seed=0)
+    >>> lora_ml_objective(fam, fam.A_star, fam.U_star)
+    0.0
+    """
+    A, factors, _ = _check_point(source, A, U, V)
+    if isinstance(source, TaskFamily) and source.isotropic:
+        return float(
+            sum(np.sum(_isotropic_residual(source, A, factors, t) ** 2) for t in range(source.T))
+        )
+    adapter = (
+        SymmetricAdapter(factors[0].shape[2])
+        if V is None
+        else AsymmetricAdapter(factors[0].shape[2])
+    )
+    return _objective(statistics(source), A, adapter.delta(factors))
+
+
+def lora_ml_gradient(
+    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
+) -> tuple[NDArray[np.float64], ...]:
+    """Exact gradient of :func:`lora_ml_objective`.
+
+    Returns
+    -------
+    gA : ndarray of shape (d, d)
+        ``sum_t G_t`` with ``G_t = dL_t/dW_t = 2 (W_t Sxx_t - Syx_t)``.
+    gU : ndarray of shape (T, d, r)
+        ``(G_t + G_t^T) U_t`` (symmetric) or ``G_t V_t`` (asymmetric).
+    gV : ndarray of shape (T, d, r)
+        ``G_t^T U_t``; returned only when ``V`` is given.
+    """
+    A, factors, adapter = _check_point(source, A, U, V)
+    if isinstance(source, TaskFamily) and source.isotropic:
+        gA = np.zeros_like(A)
+        grads = tuple(np.empty_like(f) for f in factors)
+        for t in range(source.T):
+            G = 2.0 * _isotropic_residual(source, A, factors, t)
+            gA += G
+            for g, gt in zip(grads, adapter.factor_gradients(tuple(f[t] for f in factors), G)):
+                g[t] = gt
+        return (gA, *grads)
+    stats = statistics(source)
+    G = loss_gradient(stats, A + adapter.delta(factors))
+    return (G.sum(axis=0), *adapter.factor_gradients(factors, G))
+
+
+# --------------------------------------------------------------------------- solvers
+def _pack(A: NDArray | None, factors: Factors) -> NDArray:
+    parts = ([] if A is None else [A.ravel()]) + [f.ravel() for f in factors]
+    return np.concatenate(parts)
+
+
+def _unpack(x: NDArray, d: int, shape: tuple[int, ...], n_factors: int, with_A: bool):
+    offset = d * d if with_A else 0
+    A = x[:offset].reshape(d, d) if with_A else None
+    size = int(np.prod(shape))
+    factors = tuple(
+        x[offset + i * size : offset + (i + 1) * size].reshape(shape) for i in range(n_factors)
+    )
+    return A, factors
+
+
+def _full_gradient_norm(stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors) -> float:
+    G = loss_gradient(stats, A + adapter.delta(factors))
+    grads = (G.sum(axis=0), *adapter.factor_gradients(factors, G))
+    return float(np.sqrt(sum(np.sum(g**2) for g in grads)))
+
+
+def _lbfgs(
+    fun: Callable[[NDArray], tuple[float, NDArray]],
+    x0: NDArray,
+    max_iter: int,
+    ftol_abs: float,
+    history: list[float],
+) -> scipy.optimize.OptimizeResult:
+    # scipy's ftol is relative to max(|f|, 1): for objectives that go to zero it stops far too
+    # early, so the relative test is switched off and an absolute target ends the run instead
+    # (scipy ends the run when the callback raises StopIteration).
+    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        history.append(float(intermediate_result.fun))
+        if intermediate_result.fun <= ftol_abs:
+            raise StopIteration
+
+    return scipy.optimize.minimize(
+        fun,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": 0.0, "maxcor": 30},
+    )
+
+
+def _variable_projection(
+    stats: Statistics,
+    adapter: Adapter,
+    factors: Factors,
+    max_iter: int,
+    ftol_abs: float,
+    history: list[float],
+) -> tuple[NDArray, Factors, scipy.optimize.OptimizeResult]:
+    """L-BFGS over the factors with the base eliminated by its exact minimiser."""
+    base = BaseStep(stats)
+    shape = factors[0].shape
+    d = stats.d
+
+    def fun(x: NDArray) -> tuple[float, NDArray]:
+        _, fac = _unpack(x, d, shape, adapter.n_factors, with_A=False)
+        delta = adapter.delta(fac)
+        W = base(delta) + delta
+        G = loss_gradient(stats, W)
+        # Envelope theorem: at the optimal base, dF/dA = 0, so the reduced gradient is the
+        # partial gradient in the factors.
+        return _objective(stats, 0.0, W), _pack(None, adapter.factor_gradients(fac, G))
+
+    res = _lbfgs(fun, _pack(None, factors), max_iter, ftol_abs, history)
+    _, fac = _unpack(res.x, d, shape, adapter.n_factors, with_A=False)
+    return base(adapter.delta(fac)), fac, res
+
+
+def _joint_lbfgs(
+    stats: Statistics,
+    adapter: Adapter,
+    A: NDArray,
+    factors: Factors,
+    max_iter: int,
+    ftol_abs: float,
+    history: list[float],
+) -> tuple[NDArray, Factors, scipy.optimize.OptimizeResult]:
+    """L-BFGS jointly over the base and the factors."""
+    shape = factors[0].shape
+    d = stats.d
+
+    def fun(x: NDArray) -> tuple[float, NDArray]:
+        A_, fac = _unpack(x, d, shape, adapter.n_factors, with_A=True)
+        W = A_ + adapter.delta(fac)
+        G = loss_gradient(stats, W)
+        return _objective(stats, 0.0, W), _pack(G.sum(axis=0), adapter.factor_gradients(fac, G))
+
+    res = _lbfgs(fun, _pack(A, factors), max_iter, ftol_abs, history)
+    A_, fac = _unpack(res.x, d, shape, adapter.n_factors, with_A=True)
+    return A_, fac, res
+
+
+def _alternating(
+    stats: Statistics,
+    adapter: Adapter,
+    A: NDArray,
+    max_iter: int,
+    ftol_abs: float,
+    history: list[float],
+) -> tuple[NDArray, Factors, int]:
+    """Exact block minimisation for identity input covariance: U-step then A-step.
+
+    U-step: ``Delta_t = adapter.project(W*_t - A)`` (best rank-r / PSD rank-r approximation);
+    A-step: ``A = mean_t (W*_t - Delta_t)``. Each step is an exact minimisation, so the
+    objective never increases.
+    """
+    base = BaseStep(stats)
+    factors = adapter.project(stats.Syx - A)
+    it = 0
+    for it in range(1, max_iter + 1):
+        delta = adapter.delta(factors)
+        A = base(delta)
+        factors = adapter.project(stats.Syx - A)
+        f = _objective(stats, A, adapter.delta(factors))
+        prev = history[-1]
+        history.append(f)
+        if f <= ftol_abs or f > ALTERNATING_SLOW_RATIO * prev:
+            break
+    return A, factors, it
+
+
+def offset_subspace(fam: TaskFamily) -> NDArray[np.float64]:
+    """Orthonormal basis ``Q`` of the span of all offset factors, shape (d, m), ``m <= kT``."""
+    return scipy.linalg.orth(np.concatenate(list(fam.U_star), axis=1))
+
+
+def _reduced_isotropic_stats(fam: TaskFamily, Q: NDArray) -> Statistics:
+    """Population statistics of the problem restricted to ``span(Q)`` with ``A*`` removed."""
+    u = Q.T @ fam.U_star
+    D = u @ np.swapaxes(u, 1, 2)
+    m = Q.shape[1]
+    return Statistics(
+        np.broadcast_to(np.eye(m), D.shape),
+        D,
+        np.einsum("tij,tij->t", D, D),
+        0.0,
+        population=True,
+        W_star=D,
+        identity_inputs=True,
+    )
+
+
+def _initial_factors(
+    adapter: Adapter,
+    T: int,
+    d: int,
+    rng: np.random.Generator,
+    U0: ArrayLike | None,
+    V0: ArrayLike | None,
+    scale: float,
+) -> Factors:
+    if U0 is None:
+        return adapter.init_factors(T, d, rng, scale)
+    U0 = check_array(U0, "U0", (T, d, adapter.rank))
+    if adapter.n_factors == 1:
+        if not np.any(U0):
+            raise ValueError(
+                "U0 = 0 is a stationary point of the symmetric LoRA-ML objective: the solver "
+                "would never leave it. Start from a non-zero U0 (or leave U0=None)."
+            )
+        return (U0,)
+    V0 = rng.standard_normal(U0.shape) * scale if V0 is None else check_array(V0, "V0", U0.shape)
+    if not np.any(U0) and not np.any(V0):
+        raise ValueError("U0 = V0 = 0 is a stationary point: start from non-zero factors.")
+    return (U0, V0)
+
+
+def fit_lora_ml(
+    source: Source,
+    k: int | None = None,
+    *,
+    adapter: Adapter | str | int | None = None,
+    method: str = "exact",
+    seed: int | np.random.Generator | None = None,
+    A0: ArrayLike | None = None,
+    U0: ArrayLike | None = None,
+    V0: ArrayLike | None = None,
+    max_iter: int | None = None,
+    inner_steps: int = PAPER_INNER_STEPS,
+    lr_U: float = PAPER_LR_U,
+    lr_A: float = PAPER_LR_A,
+    init_scale: float = PAPER_INIT_SCALE,
+) -> LoRAMLResult:
+    """Fit LoRA-ML: ``min_{A, U} sum_t L_t(A + Delta_t(U))``.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+        Population or sample.
+    k : int, optional
+        Adapter rank (symmetric adapter unless ``adapter`` says otherwise).
+    adapter : Adapter, int or {"symmetric", "asymmetric"}, optional
+        Adapter family; a kind name takes its rank from ``k``.
+    method : {"exact", "paper", "lbfgs"}, default="exact"
+        ``"exact"``: fast exact solver. With a population of identity input covariance and no
+        ``A0``/``U0`` it works in the span of the offsets (see Notes), alternating closed-form
+        steps (A: mean of ``W*_t - Delta_t``; U: best PSD rank-r or Eckart-Young truncation),
+        then L-BFGS with the base eliminated. Otherwise: L-BFGS on the factors with the base
+        eliminated by its normal equations (variable projection), from a data-driven start.
+        ``"paper"``: the paper's block-coordinate gradient descent (``A0 = 0``,
+        ``U0 ~ N(0, init_scale^2)``, per round ``inner_steps`` steps of size ``lr_U`` on every
+        ``U_t`` then one step of size ``lr_A`` on ``A``; ``max_iter`` rounds, 3000 by default).
+        ``"lbfgs"``: scipy's L-BFGS-B jointly over ``(A, U)`` from the same random start.
+    seed : int, Generator or None
+        Source of the random start.
+    A0, U0, V0 : array_like, optional
+        Starting point (``U0 = 0`` is refused: it is a stationary point).
+    max_iter : int, optional
+        Rounds (``"paper"``) or iterations (others).
+    inner_steps, lr_U, lr_A, init_scale
+        The paper protocol's schedule (``"paper"``) and the random start's scale.
+
+    Returns
+    -------
+    LoRAMLResult
+
+    Raises
+    ------
+    ValueError
+        Unknown method, adapter rank above ``d``, a zero start, or a singular pooled design.
+
+    Notes
+    -----
+    *Span reduction* (population, ``Sigma = I``). Let ``Q`` span the columns of all ``U*_t``
+    and write ``A = A* + B``. If the range and co-range of ``B`` lie in ``span(Q)``, then
+    ``W*_t - A = U*_t U*_t^T - B`` does too, so its best rank-r (PSD) approximation has factors
+    in ``span(Q)``; the A-step ``B = mean_t (U*_t U*_t^T - Delta_t)`` then again lies in
+    ``span(Q)``. The standard-retraining start ``B_0 = mean_t U*_t U*_t^T`` satisfies this, so
+    every iterate stays in ``span(Q)`` and the whole problem is solved on ``m x m`` matrices
+    (``m <= kT``); ``d x d`` matrices are touched only to form ``A = A* + Q b Q^T``. The
+    excess objective is the same in both coordinates since ``Q`` has orthonormal columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=8, k=1, T=3, seed=0)
+    >>> fit = fit_lora_ml(fam, k=1, seed=0)
+    >>> bool(np.linalg.norm(fit.A - fam.A_star) < 1e-6)
+    True
+    """
+    _check_source(source)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if adapter is None and k is None:
+        raise ValueError("give the adapter rank k (or an adapter).")
+    adapter = as_adapter(k) if adapter is None else as_adapter(adapter, k)
+    T, d = source.T, source.d
+    adapter.check_rank(d)
+    rng = as_seed_generator(seed)
+    init_scale = check_float(init_scale, "init_scale", strict=True)
+    if max_iter is not None:
+        max_iter = check_int(max_iter, "max_iter", minimum=0)
+
+    if method == "paper":
+        return _fit_paper(
+            source, adapter, rng, A0, U0, V0, max_iter, inner_steps, lr_U, lr_A, init_scale
+        )
+
+    history: list[float] = []
+    if method == "lbfgs":
+        stats = statistics(source)
+        A = np.zeros((d, d)) if A0 is None else check_array(A0, "A0", (d, d))
+        factors = _initial_factors(adapter, T, d, rng, U0, V0, init_scale)
+        history.append(_objective(stats, A, adapter.delta(factors)))
+        ftol = EXACT_FTOL * max(1.0, float(np.sum(stats.syy)))
+        A, factors, res = _joint_lbfgs(stats, adapter, A, factors, max_iter or 20000, ftol, history)
+        return _result(
+            stats,
+            adapter,
+            A,
+            factors,
+            history,
+            res.nit,
+            res.success or history[-1] <= ftol,
+            str(res.message),
+            method,
+        )
+
+    # method == "exact"
+    if isinstance(source, TaskFamily) and source.isotropic and A0 is None and U0 is None:
+        Q = offset_subspace(source)
+        stats = _reduced_isotropic_stats(source, Q)
+        ftol = EXACT_FTOL * max(1.0, float(np.sum(stats.syy)))
+        b = BaseStep(stats)()  # standard retraining, restricted to span(Q)
+        history.append(_objective(stats, b, adapter.delta(adapter.project(stats.Syx - b))))
+        b, factors, n_alt = _alternating(
+            stats, adapter, b, max_iter or ALTERNATING_MAX_ITER, ftol, history
+        )
+        n_iter, message, converged = n_alt, "alternating minimisation reached the target", True
+        if history[-1] > ftol:
+            b, factors, res = _variable_projection(
+                stats, adapter, factors, max_iter or 20000, ftol, history
+            )
+            n_iter += res.nit
+            converged = history[-1] <= ftol or bool(res.success)
+            message = f"alternating ({n_alt} it.) then L-BFGS: {res.message}"
+        grad_norm = _full_gradient_norm(stats, adapter, b, factors)
+        A = source.A_star + Q @ b @ Q.T
+        factors = tuple(Q @ f for f in factors)
+        return LoRAMLResult(
+            A,
+            factors[0],
+            factors[1] if len(factors) > 1 else None,
+            history[-1],
+            np.asarray(history),
+            grad_norm,
+            converged,
+            n_iter,
+            message,
+            method,
+            adapter,
+        )
+
+    stats = statistics(source)
+    ftol = EXACT_FTOL * max(1.0, float(np.sum(stats.syy)))
+    if U0 is None:
+        factors = _data_driven_start(stats, adapter, rng, init_scale)
+    else:
+        factors = _initial_factors(adapter, T, d, rng, U0, V0, init_scale)
+    base = BaseStep(stats)
+    history.append(_objective(stats, base(adapter.delta(factors)), adapter.delta(factors)))
+    A, factors, res = _variable_projection(
+        stats, adapter, factors, max_iter or 20000, ftol, history
+    )
+    return _result(
+        stats,
+        adapter,
+        A,
+        factors,
+        history,
+        res.nit,
+        res.success or history[-1] <= ftol,
+        f"variable projection L-BFGS: {res.message}",
+        method,
+    )
+
+
+def _data_driven_start(
+    stats: Statistics, adapter: Adapter, rng: np.random.Generator, scale: float
+) -> Factors:
+    """Adapters fitted to each task's own least-squares model minus the SR base.
+
+    When a task's design is singular (fewer samples than dimensions) the start is random.
+    """
+    try:
+        W_ls = np.stack(
+            [scipy.linalg.solve(S, B, assume_a="pos").T for S, B in zip(stats.Sxx, stats.Sxy)]
+        )
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgWarning):
+        return adapter.init_factors(stats.T, stats.d, rng, scale)
+    factors = adapter.project(W_ls - BaseStep(stats)())
+    # Never hand a solver an exactly zero factor (U = 0 is stationary).
+    return tuple(f + scale * 1e-3 * rng.standard_normal(f.shape) for f in factors)
+
+
+def _result(
+    stats, adapter, A, factors, history, n_iter, converged, message, method
+) -> LoRAMLResult:
+    return LoRAMLResult(
+        A,
+        factors[0],
+        factors[1] if len(factors) > 1 else None,
+        history[-1],
+        np.asarray(history),
+        _full_gradient_norm(stats, adapter, A, factors),
+        bool(converged),
+        int(n_iter),
+        message,
+        method,
+        adapter,
+    )
+
+
+def _fit_paper(
+    source, adapter, rng, A0, U0, V0, max_iter, inner_steps, lr_U, lr_A, init_scale
+) -> LoRAMLResult:
+    """The paper's block-coordinate gradient descent on the sufficient statistics."""
+    T, d = source.T, source.d
+    rounds = PAPER_ROUNDS if max_iter is None else max_iter
+    inner_steps = check_int(inner_steps, "inner_steps", minimum=0)
+    lr_U = check_float(lr_U, "lr_U", strict=True)
+    lr_A = check_float(lr_A, "lr_A", strict=True)
+    stats = statistics(source)
+    A = np.zeros((d, d)) if A0 is None else check_array(A0, "A0", (d, d)).copy()
+    factors = _initial_factors(adapter, T, d, rng, U0, V0, init_scale)
+    history = np.empty(rounds + 1)
+    history[0] = _objective(stats, A, adapter.delta(factors))
+    for r in range(rounds):
+        A, factors = paper_round(stats, adapter, A, factors, inner_steps, lr_U, lr_A)
+        history[r + 1] = _objective(stats, A, adapter.delta(factors))
+    return LoRAMLResult(
+        A,
+        factors[0],
+        factors[1] if len(factors) > 1 else None,
+        float(history[-1]),
+        history,
+        _full_gradient_norm(stats, adapter, A, factors),
+        True,
+        rounds,
+        f"ran {rounds} rounds of the paper protocol",
+        "paper",
+        adapter,
+    )
+
+
+def paper_round(
+    stats: Statistics,
+    adapter: Adapter,
+    A: NDArray[np.float64],
+    factors: Factors,
+    inner_steps: int = PAPER_INNER_STEPS,
+    lr_U: float = PAPER_LR_U,
+    lr_A: float = PAPER_LR_A,
+) -> tuple[NDArray[np.float64], Factors]:
+    """One round of the paper protocol: ``inner_steps`` factor steps, then one base step.
+
+    Broadcasts over leading batch axes of ``stats``, ``A`` (..., d, d) and the factors
+    (..., T, d, r), so independent runs (seeds, configurations) can advance together.
+
+    Returns
+    -------
+    A, factors
+        The updated base and factors (new arrays).
+    """
+    A_b = A[..., None, :, :]
+    for _ in range(inner_steps):
+        G = loss_gradient(stats, A_b + adapter.delta(factors))
+        factors = tuple(f - lr_U * g for f, g in zip(factors, adapter.factor_gradients(factors, G)))
+    G = loss_gradient(stats, A_b + adapter.delta(factors))
+    return A - lr_A * G.sum(axis=-3), factors

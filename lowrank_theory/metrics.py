@@ -1,0 +1,103 @@
+"""Recovery metrics, modulo the symmetries the theory allows (THEORY.md sec. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import ArrayLike, NDArray
+
+from lowrank_theory._validation import check_array, check_float
+
+__all__ = ["base_error", "offset_error", "procrustes_align", "numerical_rank"]
+
+
+def base_error(A: ArrayLike, A_star: ArrayLike, relative: bool = False) -> float:
+    """``||A - A*||_F``, or ``||A - A*||_F / ||A*||_F`` with ``relative=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> base_error(np.eye(2), 2 * np.eye(2), relative=True)
+    0.5
+    """
+    A_star = check_array(A_star, "A_star", (None, None))
+    A = check_array(A, "A", A_star.shape)
+    err = float(np.linalg.norm(A - A_star))
+    if relative:
+        scale = float(np.linalg.norm(A_star))
+        if scale == 0.0:
+            raise ValueError("relative error needs a non-zero A_star; use relative=False.")
+        err /= scale
+    return err
+
+
+def offset_error(
+    U: ArrayLike, U_star: ArrayLike, V: ArrayLike | None = None, relative: bool = False
+) -> NDArray[np.float64]:
+    """Per-task ``||U_t V_t^T - U*_t U*_t^T||_F`` (``V = U`` by default).
+
+    The comparison is of the updates, not the factors, so it is invariant under the symmetry
+    ``U_t -> U_t Q_t`` (``Q_t`` orthogonal) and needs no alignment.
+
+    Parameters
+    ----------
+    U : array_like of shape (T, d, r)
+    U_star : array_like of shape (T, d, k)
+    V : array_like of shape (T, d, r), optional
+        Right factors of an asymmetric adapter.
+    relative : bool, default=False
+        Divide each task's error by ``||U*_t U*_t^T||_F``.
+
+    Returns
+    -------
+    ndarray of shape (T,)
+    """
+    U_star = check_array(U_star, "U_star", (None, None, None))
+    T, d, _ = U_star.shape
+    U = check_array(U, "U", (T, d, None))
+    V = U if V is None else check_array(V, "V", U.shape)
+    truth = U_star @ np.swapaxes(U_star, 1, 2)
+    err = np.linalg.norm(U @ np.swapaxes(V, 1, 2) - truth, axis=(1, 2))
+    if relative:
+        err = err / np.linalg.norm(truth, axis=(1, 2))
+    return err
+
+
+def procrustes_align(U: ArrayLike, U_star: ArrayLike) -> NDArray[np.float64]:
+    """Rotate each ``U_t`` onto ``U*_t``: ``U_t R_t`` with ``R_t = argmin_{R orthogonal} ||U_t R - U*_t||_F``.
+
+    Parameters
+    ----------
+    U, U_star : array_like of shape (T, d, k)
+
+    Returns
+    -------
+    ndarray of shape (T, d, k)
+    """
+    U_star = check_array(U_star, "U_star", (None, None, None))
+    U = check_array(U, "U", U_star.shape)
+    out = np.empty_like(U)
+    for t in range(U.shape[0]):
+        R, _ = scipy.linalg.orthogonal_procrustes(U[t], U_star[t])
+        out[t] = U[t] @ R
+    return out
+
+
+def numerical_rank(M: ArrayLike, rtol: float | None = None) -> int:
+    """Number of singular values above ``rtol * s_max``.
+
+    Parameters
+    ----------
+    M : array_like of shape (m, n)
+    rtol : float, optional
+        Relative threshold; default ``max(m, n) * eps`` (numpy's ``matrix_rank`` rule), which
+        suits exact constructions. Solver outputs need a threshold above the solver tolerance.
+    """
+    M = check_array(M, "M", (None, None))
+    s = scipy.linalg.svdvals(M)
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    if rtol is None:
+        rtol = max(M.shape) * np.finfo(np.float64).eps
+    rtol = check_float(rtol, "rtol")
+    return int(np.sum(s > rtol * s[0]))

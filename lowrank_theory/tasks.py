@@ -1,0 +1,353 @@
+"""Synthetic multi-task low-rank linear regression: the ground truth and its samples.
+
+A task family holds a base ``A*`` and one rank-k PSD offset ``U*_t U*_t^T`` per task, so that
+task ``t`` has parameter ``W*_t = A* + U*_t U*_t^T`` (THEORY.md sec. 1). A sample of task ``t``
+is ``x ~ N(0, Sigma_t)``, ``y = W*_t x + eps`` with ``eps ~ N(0, sigma^2 I_d)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lowrank_theory._validation import (
+    as_seed_generator,
+    check_array,
+    check_covariance,
+    check_float,
+    check_int,
+)
+
+__all__ = ["TaskFamily", "TaskData"]
+
+
+def _random_symmetric(d: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    # The paper's base: A* = (G + G^T) / 2 with G standard normal.
+    G = rng.standard_normal((d, d))
+    return (G + G.T) / 2.0
+
+
+def _random_orthonormal(d: int, m: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    # QR of a Gaussian matrix, signs fixed so that the distribution is Haar on the Stiefel manifold.
+    Q, R = np.linalg.qr(rng.standard_normal((d, m)))
+    return Q * np.sign(np.where(np.diag(R) == 0, 1.0, np.diag(R)))
+
+
+@dataclass(frozen=True, eq=False)
+class TaskFamily:
+    """Ground truth of a multi-task low-rank linear regression.
+
+    Parameters
+    ----------
+    A_star : array_like of shape (d, d)
+        The shared base ``A*``.
+    U_star : array_like of shape (T, d, k)
+        Offset factors; task ``t`` has parameter ``A* + U_star[t] @ U_star[t].T``.
+    sigma : float, default=0.1
+        Standard deviation of the output noise (per coordinate). The authors' script used
+        ``sigma**2`` as the standard deviation by mistake: pass ``sigma=0.01`` to mimic it.
+    Sigma : array_like of shape (d, d) or (T, d, d), optional
+        Input covariance, shared or per task; must be symmetric positive definite.
+        ``None`` (the paper's setting) means the identity and enables the fast exact paths.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, ``k > d``, non-finite entries, negative ``sigma``, or a covariance that is
+        not symmetric positive definite.
+
+    Examples
+    --------
+    >>> fam = TaskFamily.random(d=4, k=1, T=3, seed=0)
+    >>> fam.d, fam.k, fam.T
+    (4, 1, 3)
+    >>> data = fam.sample(n=50, seed=1)
+    >>> data.X.shape, data.Y.shape
+    ((3, 50, 4), (3, 50, 4))
+    """
+
+    A_star: NDArray[np.float64]
+    U_star: NDArray[np.float64]
+    sigma: float = 0.1
+    Sigma: NDArray[np.float64] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        A = check_array(self.A_star, "A_star", (None, None))
+        if A.shape[0] != A.shape[1] or A.shape[0] < 1:
+            raise ValueError(f"A_star must be a non-empty square (d, d) matrix, got {A.shape}.")
+        d = A.shape[0]
+        U = check_array(self.U_star, "U_star")
+        if U.ndim != 3 or U.shape[1] != d:
+            raise ValueError(
+                f"U_star must have shape (T, d={d}, k), got {U.shape}; "
+                "stack the per-task factors along a first axis."
+            )
+        T, _, k = U.shape
+        if T < 1:
+            raise ValueError("U_star must hold at least one task (T >= 1).")
+        if k < 1 or k > d:
+            raise ValueError(f"the offset rank k must satisfy 1 <= k <= d={d}, got k={k}.")
+        sigma = check_float(self.sigma, "sigma", minimum=0.0)
+        Sigma = None if self.Sigma is None else check_covariance(self.Sigma, "Sigma", d, T)
+        object.__setattr__(self, "A_star", A)
+        object.__setattr__(self, "U_star", U)
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "Sigma", Sigma)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def random(
+        cls,
+        d: int,
+        k: int,
+        T: int,
+        sigma: float = 0.1,
+        seed: int | np.random.Generator | None = None,
+        Sigma: ArrayLike | None = None,
+    ) -> TaskFamily:
+        """Draw the paper's random family: ``A* = (G + G^T)/2``, ``U*_t`` i.i.d. ``N(0, 1)``.
+
+        Parameters
+        ----------
+        d, k, T : int
+            Dimension, offset rank (``1 <= k <= d``) and number of tasks (``T >= 1``).
+        sigma : float, default=0.1
+            Noise standard deviation.
+        seed : int, Generator or None
+            Source of randomness.
+        Sigma : array_like of shape (d, d) or (T, d, d), optional
+            Input covariance (identity if None).
+        """
+        d = check_int(d, "d")
+        k = check_int(k, "k", maximum=d)
+        T = check_int(T, "T")
+        rng = as_seed_generator(seed)
+        A = _random_symmetric(d, rng)
+        U = rng.standard_normal((T, d, k))
+        return cls(A, U, sigma, Sigma)
+
+    @classmethod
+    def orthonormal(
+        cls,
+        d: int,
+        k: int,
+        T: int,
+        scale: float = 1.0,
+        sigma: float = 0.1,
+        seed: int | np.random.Generator | None = None,
+    ) -> TaskFamily:
+        """Family whose offsets have mutually orthonormal columns (``kT <= d``), scaled by ``scale``.
+
+        The offsets ``U*_t U*_t^T = scale^2 P_t`` are orthogonal projections onto orthogonal
+        subspaces: linearly independent, the best-conditioned case of Theorem 3.
+        """
+        d = check_int(d, "d")
+        k = check_int(k, "k", maximum=d)
+        T = check_int(T, "T")
+        if k * T > d:
+            raise ValueError(f"orthonormal offsets need k*T <= d, got k*T={k * T} > d={d}.")
+        scale = check_float(scale, "scale", strict=True)
+        rng = as_seed_generator(seed)
+        A = _random_symmetric(d, rng)
+        Q = _random_orthonormal(d, k * T, rng)
+        U = scale * Q.T.reshape(T, k, d).transpose(0, 2, 1)
+        return cls(A, U, sigma)
+
+    @classmethod
+    def collinear(
+        cls,
+        d: int,
+        k: int,
+        T: int,
+        sigma: float = 0.1,
+        seed: int | np.random.Generator | None = None,
+    ) -> TaskFamily:
+        """Family whose offsets all share one k-dimensional column space.
+
+        ``U*_t = Q R_t`` with one orthonormal ``Q`` (d, k) and random ``R_t`` (k, k). For
+        ``T > k(k+1)/2`` the offsets are linearly dependent, violating the independence
+        condition of Theorem 3 (a counterexample family for recovery).
+        """
+        d = check_int(d, "d")
+        k = check_int(k, "k", maximum=d)
+        T = check_int(T, "T")
+        rng = as_seed_generator(seed)
+        A = _random_symmetric(d, rng)
+        Q = _random_orthonormal(d, k, rng)
+        U = Q[None, :, :] @ rng.standard_normal((T, k, k))
+        return cls(A, U, sigma)
+
+    @classmethod
+    def from_spectrum(
+        cls,
+        offset_spectrum: ArrayLike,
+        d: int,
+        base_spectrum: ArrayLike | None = None,
+        sigma: float = 0.1,
+        seed: int | np.random.Generator | None = None,
+    ) -> TaskFamily:
+        """Family with chosen offset eigenvalues (and optionally a chosen base spectrum).
+
+        Parameters
+        ----------
+        offset_spectrum : array_like of shape (T, k)
+            Positive eigenvalues of each ``U*_t U*_t^T``; ``U*_t = Q_t diag(sqrt(lambda_t))``
+            with a random orthonormal ``Q_t`` (d, k).
+        d : int
+            Dimension.
+        base_spectrum : array_like of shape (d,), optional
+            Eigenvalues of the symmetric base ``A* = O diag(base) O^T``; random if None.
+        """
+        d = check_int(d, "d")
+        spec = check_array(offset_spectrum, "offset_spectrum", (None, None))
+        T, k = spec.shape
+        if T < 1 or not 1 <= k <= d:
+            raise ValueError(f"offset_spectrum must have shape (T>=1, k<=d={d}), got {spec.shape}.")
+        if np.any(spec <= 0):
+            raise ValueError("offset_spectrum must be strictly positive (rank-k offsets).")
+        rng = as_seed_generator(seed)
+        if base_spectrum is None:
+            A = _random_symmetric(d, rng)
+        else:
+            base = check_array(base_spectrum, "base_spectrum", (d,))
+            O = _random_orthonormal(d, d, rng)
+            A = (O * base) @ O.T
+        U = np.stack([_random_orthonormal(d, k, rng) * np.sqrt(spec[t]) for t in range(T)])
+        return cls(A, U, sigma)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def d(self) -> int:
+        """Input and output dimension."""
+        return self.A_star.shape[0]
+
+    @property
+    def k(self) -> int:
+        """Rank of each task offset."""
+        return self.U_star.shape[2]
+
+    @property
+    def T(self) -> int:
+        """Number of tasks."""
+        return self.U_star.shape[0]
+
+    @property
+    def offsets(self) -> NDArray[np.float64]:
+        """Task offsets ``U*_t U*_t^T``, shape (T, d, d)."""
+        return self.U_star @ np.swapaxes(self.U_star, 1, 2)
+
+    @property
+    def W_star(self) -> NDArray[np.float64]:
+        """Task parameters ``W*_t = A* + U*_t U*_t^T``, shape (T, d, d)."""
+        return self.A_star + self.offsets
+
+    @property
+    def isotropic(self) -> bool:
+        """True when every task's input covariance is the identity."""
+        return self.Sigma is None
+
+    def task_covariances(self) -> NDArray[np.float64]:
+        """Input covariance of each task, shape (T, d, d) (a broadcast view, no copy)."""
+        S = np.eye(self.d) if self.Sigma is None else self.Sigma
+        return np.broadcast_to(S, (self.T, self.d, self.d))
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> TaskData:
+        """Draw ``n`` i.i.d. samples of every task.
+
+        Parameters
+        ----------
+        n : int
+            Samples per task (``n >= 1``).
+        seed : int, Generator or None
+            Source of randomness.
+
+        Returns
+        -------
+        TaskData
+            ``X`` and ``Y`` of shape (T, n, d), with ``Y[t] = X[t] W*_t^T + sigma * noise``.
+        """
+        n = check_int(n, "n")
+        rng = as_seed_generator(seed)
+        X = rng.standard_normal((self.T, n, self.d))
+        if self.Sigma is not None:
+            # x = L z with Sigma = L L^T gives Cov(x) = Sigma; rows are x^T = z^T L^T.
+            L = np.linalg.cholesky(self.task_covariances())
+            X = X @ np.swapaxes(L, 1, 2)
+        noise = rng.standard_normal((self.T, n, self.d))
+        Y = X @ np.swapaxes(self.W_star, 1, 2) + self.sigma * noise
+        return TaskData(X, Y, family=self)
+
+    def new_task(
+        self, seed: int | np.random.Generator | None = None, U: ArrayLike | None = None
+    ) -> TaskFamily:
+        """An unseen task from the same family: same ``A*``, ``sigma`` and covariance.
+
+        Parameters
+        ----------
+        seed : int, Generator or None
+            Source of the fresh offset ``U*_{T+1}`` with i.i.d. ``N(0, 1)`` entries.
+        U : array_like of shape (d, k), optional
+            Use this offset factor instead of a random one.
+
+        Returns
+        -------
+        TaskFamily
+            A family with ``T = 1``.
+        """
+        if U is None:
+            U_new = as_seed_generator(seed).standard_normal((1, self.d, self.k))
+        else:
+            U_new = check_array(U, "U", (self.d, None))[None]
+        Sigma = self.Sigma if self.Sigma is None or self.Sigma.ndim == 2 else self.Sigma[0]
+        return TaskFamily(self.A_star, U_new, self.sigma, Sigma)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    """A finite sample of every task of a family.
+
+    Parameters
+    ----------
+    X : array_like of shape (T, n, d)
+        Inputs, one row per sample.
+    Y : array_like of shape (T, n, d)
+        Outputs.
+    family : TaskFamily, optional
+        The ground truth the sample came from (kept for metrics; solvers never read it).
+    """
+
+    X: NDArray[np.float64]
+    Y: NDArray[np.float64]
+    family: TaskFamily | None = None
+
+    def __post_init__(self) -> None:
+        X = check_array(self.X, "X")
+        Y = check_array(self.Y, "Y")
+        if X.ndim != 3:
+            raise ValueError(f"X must have shape (T, n, d), got {X.shape}.")
+        if Y.shape != X.shape:
+            raise ValueError(f"Y must have the shape of X {X.shape}, got {Y.shape}.")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X needs at least one task and one sample, got shape {X.shape}.")
+        if self.family is not None and (self.family.T, self.family.d) != (X.shape[0], X.shape[2]):
+            raise ValueError("family does not match the (T, d) of X.")
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Y", Y)
+
+    @property
+    def T(self) -> int:
+        """Number of tasks."""
+        return self.X.shape[0]
+
+    @property
+    def n(self) -> int:
+        """Samples per task."""
+        return self.X.shape[1]
+
+    @property
+    def d(self) -> int:
+        """Dimension."""
+        return self.X.shape[2]
