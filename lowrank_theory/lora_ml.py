@@ -341,7 +341,7 @@ def _alternating(
     base = BaseStep(stats)
     factors = adapter.project(stats.Syx - A)
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         delta = adapter.delta(factors)
         A = base(delta)
         factors = adapter.project(stats.Syx - A)

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import scipy.linalg
+
+import lowrank_theory as lt
+from lowrank_theory.adaptation import excess_loss
+
+
+def test_population_asymmetric_is_singular_value_tail(rng):
+    """Best rank-r fine-tuning error from a base = squared singular values of W* - A past r."""
+    fam = lt.TaskFamily.random(d=8, k=1, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    A = lt.standard_retraining(fam)
+    s = scipy.linalg.svdvals(new.W_star[0] - A)
+    for r in (1, 2, 3):
+        assert lt.fine_tune(A, new, rank=r).loss == pytest.approx(np.sum(s[r:] ** 2), rel=1e-10)
+
+
+def test_population_symmetric_is_eigenvalue_tail(rng):
+    fam = lt.TaskFamily.random(d=8, k=1, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    A = lt.standard_retraining(fam)
+    M = new.W_star[0] - A
+    S = (M + M.T) / 2
+    lam = np.linalg.eigvalsh(S)
+    pos = np.sort(lam[lam > 0])[::-1]
+    expected = np.sum(((M - M.T) / 2) ** 2) + np.sum(lam[lam < 0] ** 2) + np.sum(pos[2:] ** 2)
+    assert lt.fine_tune(A, new, rank=2, adapter="symmetric").loss == pytest.approx(expected, rel=1e-10)
+
+
+def test_population_general_covariance_whitening(rng):
+    """min over rank-r D of ||(M - D) S^{1/2}||^2 = tail of the singular values of M S^{1/2}."""
+    G = rng.standard_normal((5, 5))
+    S = G @ G.T + np.eye(5)
+    fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=rng, Sigma=S)
+    new = fam.new_task(seed=rng)
+    A = np.zeros((5, 5))
+    s = scipy.linalg.svdvals((new.W_star[0] - A) @ scipy.linalg.sqrtm(S).real)
+    assert lt.fine_tune(A, new, rank=2).loss == pytest.approx(np.sum(s[2:] ** 2), rel=1e-8)
+    # The symmetric adapter (solved numerically) can do no better than the asymmetric one.
+    assert lt.fine_tune(A, new, rank=2, adapter="symmetric").loss >= np.sum(s[2:] ** 2) - 1e-9
+
+
+def test_zero_loss_from_the_truth(rng):
+    fam = lt.TaskFamily.random(d=6, k=2, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    assert lt.fine_tune(fam.A_star, new, rank=2).loss < 1e-20
+
+
+def test_reduced_rank_regression_beats_gradient_descent_on_the_sample(rng):
+    """RRR is the exact empirical minimiser: GD from any start cannot reach a lower training loss."""
+    fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    A = fam.A_star + 0.1 * rng.standard_normal((5, 5))
+    exact = lt.fine_tune(A, new, rank=1, n=60, seed=11)
+    gd = lt.fine_tune(A, new, rank=1, n=60, seed=11, method="gd", steps=4000, lr=0.01)
+    sample = new.sample(60, seed=np.random.default_rng(11))  # the sample fine_tune drew
+    train = lambda D: np.mean(np.sum((sample.Y[0] - sample.X[0] @ (A + D).T) ** 2, axis=1))  # noqa: E731
+    assert train(exact.delta) <= train(gd.delta) + 1e-9
+    assert np.linalg.matrix_rank(exact.delta) == 1
+
+
+def test_gd_history_is_the_excess_test_loss(rng):
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    ft = lt.fine_tune(fam.A_star, new, rank=1, n=None, seed=0, method="gd", steps=50)
+    assert ft.history.shape == (51,)
+    assert ft.history[-1] == pytest.approx(excess_loss(new, fam.A_star + ft.delta), rel=1e-10)
+    assert ft.history[-1] < ft.history[0]
+
+
+def test_same_seed_same_start_for_every_base(rng):
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=rng)
+    new = fam.new_task(seed=rng)
+    a = lt.fine_tune(np.zeros((4, 4)), new, n=30, seed=5, method="gd", steps=0)
+    b = lt.fine_tune(np.ones((4, 4)), new, n=30, seed=5, method="gd", steps=0)
+    np.testing.assert_array_equal(a.U, b.U)
+
+
+def test_rate_from_truth_is_parametric():
+    """From A*, the excess loss after reduced-rank regression decays like 1/n (THEORY.md sec. 4)."""
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, sigma=0.5, seed=0)
+    new = fam.new_task(seed=1)
+    ns = np.array([200, 800, 3200])
+    losses = [np.mean([lt.fine_tune(fam.A_star, new, rank=1, n=n, seed=s).loss for s in range(20)]) for n in ns]
+    slope = np.polyfit(np.log(ns), np.log(losses), 1)[0]
+    assert slope == pytest.approx(-1.0, abs=0.2)
+
+
+def test_fine_tune_errors():
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=0)
+    with pytest.raises(ValueError, match="T=1"):
+        lt.fine_tune(fam.A_star, fam)
+    new = fam.new_task(seed=0)
+    with pytest.raises(ValueError, match="A must have shape"):
+        lt.fine_tune(np.eye(3), new)
+    with pytest.raises(ValueError, match="rank must be <= d"):
+        lt.fine_tune(fam.A_star, new, rank=5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        lt.fine_tune(fam.A_star, new, method="adam")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        lt.fine_tune(fam.A_star, new, n=0)
+    with pytest.raises(TypeError, match="TaskFamily"):
+        lt.fine_tune(fam.A_star, fam.sample(3))

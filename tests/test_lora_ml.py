@@ -1,0 +1,164 @@
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import lowrank_theory as lt
+from lowrank_theory.lora_ml import offset_subspace
+from lowrank_theory.reference import paper_protocol_per_sample
+from helpers import taylor_slope
+
+
+def _sources(rng):
+    fam = lt.TaskFamily.random(d=5, k=2, T=3, sigma=0.1, seed=rng)
+    G = rng.standard_normal((5, 5))
+    fam_cov = lt.TaskFamily.random(d=5, k=2, T=3, seed=rng, Sigma=G @ G.T + np.eye(5))
+    return {"population": fam, "covariance": fam_cov, "sample": fam.sample(30, seed=rng)}
+
+
+@pytest.mark.parametrize("kind", ["population", "covariance", "sample"])
+@pytest.mark.parametrize("asym", [False, True])
+def test_gradient_taylor_remainder(rng, kind, asym):
+    """The first-order Taylor remainder of the objective shrinks as h^2 along random directions."""
+    src = _sources(rng)[kind]
+    T, d, r = 3, 5, 2
+    A = rng.standard_normal((d, d))
+    U = rng.standard_normal((T, d, r))
+    V = rng.standard_normal((T, d, r)) if asym else None
+    grads = lt.lora_ml_gradient(src, A, U, V)
+    shapes = [A.shape, U.shape] + ([V.shape] if asym else [])
+
+    def f(dx):
+        return lt.lora_ml_objective(src, A + dx[0], U + dx[1], None if V is None else V + dx[2])
+
+    slope, used = taylor_slope(f, lambda vs: sum(np.sum(g * v) for g, v in zip(grads, vs)), shapes, rng)
+    assert used >= 5
+    assert slope == pytest.approx(2.0, abs=0.1)
+
+
+def test_objective_zero_at_truth_and_rotation_invariant(rng):
+    fam = lt.TaskFamily.random(d=6, k=2, T=3, seed=rng)
+    assert lt.lora_ml_objective(fam, fam.A_star, fam.U_star) == pytest.approx(0.0, abs=1e-20)
+    A = rng.standard_normal((6, 6))
+    U = rng.standard_normal((3, 6, 2))
+    Q = np.linalg.qr(rng.standard_normal((3, 2, 2)))[0]
+    assert lt.lora_ml_objective(fam, A, U @ Q) == pytest.approx(lt.lora_ml_objective(fam, A, U), rel=1e-12)
+
+
+def test_isotropic_fast_path_equals_statistics_path(rng):
+    """The per-task loop for Sigma = I agrees with the general statistics computation."""
+    fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=rng)
+    explicit = lt.TaskFamily(fam.A_star, fam.U_star, fam.sigma, np.eye(5))
+    A, U = rng.standard_normal((5, 5)), rng.standard_normal((3, 5, 1))
+    assert lt.lora_ml_objective(fam, A, U) == pytest.approx(lt.lora_ml_objective(explicit, A, U), rel=1e-10)
+    for g1, g2 in zip(lt.lora_ml_gradient(fam, A, U), lt.lora_ml_gradient(explicit, A, U)):
+        np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
+
+
+def test_zero_is_stationary(rng):
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=rng)
+    _, gU = lt.lora_ml_gradient(fam, rng.standard_normal((4, 4)), np.zeros((3, 4, 1)))
+    np.testing.assert_array_equal(gU, 0.0)
+    with pytest.raises(ValueError, match="stationary point"):
+        lt.fit_lora_ml(fam, k=1, U0=np.zeros((3, 4, 1)))
+
+
+@pytest.mark.parametrize("adapter", ["symmetric", "asymmetric"])
+def test_exact_solver_recovers_base_for_three_tasks(global_random_seed, adapter):
+    """Theorem 3: T >= 3 generic offsets, every global minimum has A = A*."""
+    fam = lt.TaskFamily.random(d=10, k=1, T=3, seed=global_random_seed)
+    fit = lt.fit_lora_ml(fam, k=1, adapter=adapter, seed=0)
+    assert fit.converged
+    assert lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-6
+    if adapter == "symmetric":
+        np.testing.assert_allclose(lt.metrics.offset_error(fit.U, fam.U_star), 0.0, atol=1e-6)
+    assert fit.objective == pytest.approx(lt.lora_ml_objective(fam, fit.A, fit.U, fit.V), abs=1e-12)
+    assert np.all(np.diff(fit.history[: 5]) <= 1e-12)  # alternating steps never increase F
+
+
+def test_exact_solver_general_covariance_and_sample(global_random_seed):
+    rng = np.random.default_rng(global_random_seed)
+    G = rng.standard_normal((6, 6))
+    fam = lt.TaskFamily.random(d=6, k=1, T=4, seed=rng, Sigma=G @ G.T / 6 + np.eye(6))
+    fit = lt.fit_lora_ml(fam, k=1, seed=0)
+    assert lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-5
+    data = fam.sample(4000, seed=1)
+    fit_d = lt.fit_lora_ml(data, k=1, seed=0)
+    assert fit_d.grad_norm < 1e-5
+    # The sample optimum is within sampling error of the truth and beats the truth's loss.
+    assert lt.metrics.base_error(fit_d.A, fam.A_star, relative=True) < 0.05
+    assert fit_d.objective <= lt.lora_ml_objective(data, fam.A_star, fam.U_star) + 1e-12
+
+
+def test_span_reduction_keeps_iterates_in_offset_span(rng):
+    """With Sigma = I the exact solver's A - A* and U live in span(U*) (docstring proof)."""
+    fam = lt.TaskFamily.random(d=40, k=2, T=4, seed=rng)
+    Q = offset_subspace(fam)
+    assert Q.shape == (40, 8)
+    fit = lt.fit_lora_ml(fam, k=2, seed=0)
+    P = np.eye(40) - Q @ Q.T
+    np.testing.assert_allclose(P @ (fit.A - fam.A_star), 0.0, atol=1e-10)
+    np.testing.assert_allclose(P @ fit.U, 0.0, atol=1e-10)
+
+
+def test_span_reduction_memory_stays_a_few_d_by_d():
+    """Peak extra memory of the exact solver at d=600, T=20 is far below one T x d x d array."""
+    d, T, k = 600, 20, 3
+    fam = lt.TaskFamily.random(d=d, k=k, T=T, seed=0)
+    tracemalloc.start()
+    fit = lt.fit_lora_ml(fam, k=k, seed=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    dd = d * d * 8
+    assert peak < 4 * dd  # a T x d x d array would be T * dd = 20 * dd
+    assert lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-6
+
+
+def test_paper_protocol_matches_per_sample_reference(rng):
+    """Sufficient statistics reproduce the per-sample iterates (THEORY.md sec. 2) to 1e-8."""
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=rng)
+    data = fam.sample(300, seed=rng)
+    fit = lt.fit_lora_ml(data, k=1, method="paper", seed=7, max_iter=40)
+    A, (U,) = paper_protocol_per_sample(data, 1, seed=7, rounds=40)
+    np.testing.assert_allclose(fit.A, A, atol=1e-8)
+    np.testing.assert_allclose(fit.U, U, atol=1e-8)
+
+
+def test_paper_protocol_and_exact_agree_on_the_sample_optimum():
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=3)
+    data = fam.sample(2000, seed=4)
+    paper = lt.fit_lora_ml(data, k=1, method="paper", seed=0)
+    exact = lt.fit_lora_ml(data, k=1, seed=0)
+    assert paper.objective == pytest.approx(exact.objective, rel=1e-6)
+    np.testing.assert_allclose(paper.A, exact.A, atol=1e-4)
+    assert paper.history.shape == (3001,)
+
+
+def test_lbfgs_method_reaches_a_global_minimum():
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=1)
+    fit = lt.fit_lora_ml(fam, k=1, method="lbfgs", seed=0)
+    assert fit.objective < 1e-10
+    assert lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-4
+
+
+def test_fit_is_deterministic_for_a_seed():
+    data = lt.TaskFamily.random(d=5, k=1, T=3, seed=0).sample(200, seed=1)
+    a = lt.fit_lora_ml(data, k=1, method="paper", seed=5, max_iter=30)
+    b = lt.fit_lora_ml(data, k=1, method="paper", seed=5, max_iter=30)
+    np.testing.assert_array_equal(a.A, b.A)
+
+
+def test_fit_argument_errors():
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        lt.fit_lora_ml(fam, k=1, method="newton")
+    with pytest.raises(ValueError, match="rank must be <= d"):
+        lt.fit_lora_ml(fam, k=5)
+    with pytest.raises(ValueError, match="rank k"):
+        lt.fit_lora_ml(fam)
+    with pytest.raises(ValueError, match="U0 must have shape"):
+        lt.fit_lora_ml(fam, k=1, U0=np.ones((2, 4, 1)))
+    with pytest.raises(TypeError, match="TaskFamily"):
+        lt.fit_lora_ml(np.eye(4), k=1)
+    with pytest.raises(ValueError, match="A must have shape"):
+        lt.lora_ml_objective(fam, np.eye(3), np.ones((3, 4, 1)))

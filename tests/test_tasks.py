@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+import lowrank_theory as lt
+
+
+def test_random_family_shapes_and_paper_construction(global_random_seed):
+    fam = lt.TaskFamily.random(d=7, k=2, T=4, sigma=0.3, seed=global_random_seed)
+    assert fam.A_star.shape == (7, 7) and fam.U_star.shape == (4, 7, 2)
+    assert (fam.d, fam.k, fam.T, fam.sigma) == (7, 2, 4, 0.3)
+    np.testing.assert_allclose(fam.A_star, fam.A_star.T)  # (G + G^T)/2 is symmetric
+    np.testing.assert_allclose(fam.W_star[1], fam.A_star + fam.U_star[1] @ fam.U_star[1].T)
+
+
+def test_seed_determinism():
+    a = lt.TaskFamily.random(d=5, k=1, T=3, seed=4).sample(20, seed=9)
+    b = lt.TaskFamily.random(d=5, k=1, T=3, seed=4).sample(20, seed=9)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.Y, b.Y)
+
+
+def test_sample_follows_the_model():
+    """Large-sample moments approach Sigma and W* Sigma, and the noise has variance sigma^2."""
+    S = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 0.5]])
+    fam = lt.TaskFamily.random(d=3, k=1, T=2, sigma=0.5, seed=0, Sigma=S)
+    data = fam.sample(200_000, seed=1)
+    for t in range(2):
+        X, Y = data.X[t], data.Y[t]
+        np.testing.assert_allclose(X.T @ X / data.n, S, atol=0.03)
+        resid = Y - X @ fam.W_star[t].T
+        np.testing.assert_allclose(resid.var(axis=0), 0.25, rtol=0.02)
+
+
+def test_orthonormal_and_collinear_constructions():
+    fam = lt.TaskFamily.orthonormal(d=9, k=2, T=4, scale=2.0, seed=0)
+    Ucat = np.concatenate(list(fam.U_star), axis=1)
+    np.testing.assert_allclose(Ucat.T @ Ucat, 4.0 * np.eye(8), atol=1e-12)
+    col = lt.TaskFamily.collinear(d=6, k=1, T=3, seed=0)
+    assert np.linalg.matrix_rank(np.concatenate(list(col.U_star), axis=1)) == 1
+
+
+def test_from_spectrum_sets_offset_eigenvalues():
+    spec = np.array([[3.0, 1.0], [2.0, 0.5]])
+    fam = lt.TaskFamily.from_spectrum(spec, d=6, base_spectrum=np.arange(6.0), seed=0)
+    for t in range(2):
+        eig = np.linalg.eigvalsh(fam.offsets[t])[-2:]
+        np.testing.assert_allclose(np.sort(eig), np.sort(spec[t]), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.eigvalsh(fam.A_star), np.arange(6.0), atol=1e-12)
+
+
+def test_new_task_keeps_base_and_covariance():
+    S = np.diag([1.0, 2.0, 3.0])
+    fam = lt.TaskFamily.random(d=3, k=1, T=2, seed=0, Sigma=S)
+    new = fam.new_task(seed=5)
+    assert new.T == 1 and new.k == 1
+    np.testing.assert_array_equal(new.A_star, fam.A_star)
+    np.testing.assert_array_equal(new.Sigma, S)
+    fixed = fam.new_task(U=np.ones((3, 1)))
+    np.testing.assert_array_equal(fixed.U_star[0], np.ones((3, 1)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(A_star=np.eye(3), U_star=np.ones((2, 4, 1))), "U_star must have shape"),
+        (dict(A_star=np.ones((3, 2)), U_star=np.ones((2, 3, 1))), "square"),
+        (dict(A_star=np.eye(2), U_star=np.ones((2, 2, 3))), "k <= d"),
+        (dict(A_star=np.eye(2), U_star=np.ones((0, 2, 1))), "at least one task"),
+        (dict(A_star=np.eye(2) * np.nan, U_star=np.ones((1, 2, 1))), "NaN"),
+        (dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1)), sigma=-1.0), "sigma"),
+        (dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1)), Sigma=-np.eye(2)), "positive definite"),
+        (dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1)), Sigma=np.ones((2, 2))), "positive definite"),
+        (dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1)), Sigma=np.array([[1, 1], [0, 1.0]])), "symmetric"),
+        (dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1)), Sigma=np.eye(3)), "Sigma must have shape"),
+    ],
+)
+def test_family_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lt.TaskFamily(**kwargs)
+
+
+def test_constructor_argument_errors():
+    with pytest.raises(ValueError, match="k must be <= 3"):
+        lt.TaskFamily.random(d=3, k=4, T=2)
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        lt.TaskFamily.random(d=3, k=1, T=0)
+    with pytest.raises(TypeError, match="d must be an integer"):
+        lt.TaskFamily.random(d=3.5, k=1, T=2)
+    with pytest.raises(ValueError, match="k\\*T <= d"):
+        lt.TaskFamily.orthonormal(d=3, k=2, T=2)
+    fam = lt.TaskFamily.random(d=3, k=1, T=2, seed=0)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        fam.sample(0)
+    with pytest.raises(TypeError, match="seed"):
+        fam.sample(5, seed="x")
+
+
+def test_taskdata_validation():
+    with pytest.raises(ValueError, match="Y must have the shape"):
+        lt.TaskData(np.zeros((2, 5, 3)), np.zeros((2, 5, 2)))
+    with pytest.raises(ValueError, match="X must have shape"):
+        lt.TaskData(np.zeros((5, 3)), np.zeros((5, 3)))
