@@ -10,7 +10,7 @@ JOBS ?= 2
 BASE_STAMP  := $(VENV)/.installed-base
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: install install-torch reproduce reproduce-full test test-fast bench check lint clean
+.PHONY: install install-torch reproduce reproduce-full figures-readme test bench check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ reproduce-full: $(TORCH_STAMP)
 ## make test: the whole suite (installs the torch extra so the torch tests run too)
 test: $(TORCH_STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS) --hypothesis-profile=ci
+
+## make figures-readme: quick run, then copy the README's PNGs into figures/generated/
+figures-readme: $(TORCH_STAMP)
+	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS) --publish
 
 check: $(BASE_STAMP)
 	$(BIN)/lowrank-theory check

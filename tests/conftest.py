@@ -6,8 +6,13 @@ import matplotlib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 matplotlib.use("Agg")
+
+# The tests' matrices are tiny and pytest-xdist already fills both cores: multi-threaded BLAS
+# would only oversubscribe them (and make timings and round-off depend on the thread count).
+threadpool_limits(1)
 
 # CI is derandomised and keeps no example database, so a run is reproducible;
 # `--hypothesis-profile=thorough` explores far more instances.

@@ -1,0 +1,93 @@
+"""``lowrank-theory reproduce``: run the synthetic experiments and draw their figures.
+
+Registered by ``lowrank_theory.cli`` through :func:`add_parser`. The experiments, numpy work
+and dask are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+#: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
+#: ``simulations.experiments`` has the same names; a test keeps the two in step).
+EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape")
+#: ``--executor`` choices.
+EXECUTOR_NAMES: tuple[str, ...] = ("local", "dask")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``reproduce`` subcommand to ``subparsers`` and return its parser."""
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="regenerate the paper's synthetic result tables and figures",
+        description="Run the synthetic experiments (resumable: finished runs are skipped), "
+                    "write tidy tables to OUT/<experiment>.csv (.parquet with pyarrow) and "
+                    "figures to OUT/figures.",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick",
+                      help="small sizes, all experiments in a few minutes (default)")
+    size.add_argument("--full", dest="size", action="store_const", const="full",
+                      help="the paper's sizes")
+    parser.set_defaults(size="quick")
+    parser.add_argument("--only", nargs="+", choices=EXPERIMENT_NAMES, metavar="NAME",
+                        help=f"run only these experiments (choose from {', '.join(EXPERIMENT_NAMES)})")
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="output directory (default: results)")
+    parser.add_argument("--jobs", type=_positive_int, default=1,
+                        help="parallel worker processes (default: 1)")
+    parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
+                        help="local processes (default) or a dask.distributed cluster")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="dask scheduler address (with --executor dask); default: start a "
+                             "LocalCluster of --jobs workers")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="write the tables only")
+    parser.add_argument("--publish", action="store_true",
+                        help="also copy the README's PNGs into figures/generated/")
+    parser.set_defaults(func=reproduce, _parser=parser)
+    return parser
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    """Handler of ``reproduce``: run the sweeps, write tables and figures; return the exit code."""
+    if args.scheduler is not None and args.executor != "dask":
+        print("error: --scheduler needs --executor dask", file=sys.stderr)
+        return 2
+    from simulations.experiments import EXPERIMENTS
+    from simulations.runner import make_executor, run_experiment
+
+    names = list(dict.fromkeys(args.only or EXPERIMENT_NAMES))
+    start = time.perf_counter()
+    print(f"reproduce --{args.size}: {', '.join(names)} -> {args.out} "
+          f"({args.jobs} job(s), executor {args.executor})", flush=True)
+    with make_executor(args.executor, args.jobs, args.scheduler) as executor:
+        for name in names:
+            result = run_experiment(EXPERIMENTS[name], args.out, size=args.size,
+                                    executor=executor)
+            print(result.summary(), flush=True)
+    if args.figures:
+        from figures import make_figures, publish
+
+        paths = make_figures(args.out, Path(args.out) / "figures", names)
+        print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
+              f"{Path(args.out) / 'figures'}")
+        if args.publish:
+            copied = publish(paths)
+            if copied:
+                print(f"published {len(copied)} PNGs -> {copied[0].parent}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -1,0 +1,305 @@
+"""Frozen, validated experiment configurations and their quick / full sweeps.
+
+A config holds everything that changes an experiment's numbers except the seed, so the pair
+(config, seed) determines a run completely. Its hash (:meth:`ExperimentConfig.config_hash`) names
+the run's result file: a changed config gets a new hash and is never mixed with old rows.
+
+Each experiment has two sizes: ``quick`` (every experiment together in well under five minutes on
+two cores, for ``make reproduce``) and ``full`` (the paper's settings, for ``make reproduce-full``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+#: The sizes every experiment defines.
+SIZES: tuple[str, ...] = ("quick", "full")
+#: Relative ``||A^ - A*||_F`` below which a fitted base counts as recovering ``A*``: the exact
+#: solvers stop near 1e-12, far below the O(1) errors of non-identified cases (T <= 2).
+RECOVERED = 1e-6
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    # bool is an int subclass; True as a dimension is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+
+
+def _check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    low_ok = value >= 0 if allow_zero else value > 0
+    if not (math.isfinite(value) and low_ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _check_int_tuple(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, tuple) or not value:
+        raise TypeError(f"{name} must be a non-empty tuple of ints, got {value!r}")
+    for i, item in enumerate(value):
+        _check_int(f"{name}[{i}]", item, minimum)
+    if len(set(value)) != len(value) or list(value) != sorted(value):
+        raise ValueError(f"{name} must be strictly increasing, got {value}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Base class of experiment configs: hashing, serialisation and table columns.
+
+    Subclasses are frozen dataclasses whose fields are ints, floats, strings or tuples of
+    ints, and which validate themselves in ``_validate`` (called on construction).
+    """
+
+    #: Bumped when an experiment's code changes its numbers, so old result files are not reused.
+    SCHEMA: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _validate(self) -> None:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-serialisable dict (tuples become lists)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    def config_hash(self) -> str:
+        """Return a 12-hex-digit SHA-256 of the config's class, schema version and fields.
+
+        Notes
+        -----
+        The hash is computed from canonical JSON (sorted keys, ``repr`` of floats), so it is
+        the same on every machine and Python run, unlike the built-in ``hash``.
+
+        Examples
+        --------
+        >>> VaryConfig().config_hash() == VaryConfig(d=10).config_hash() != VaryConfig(d=5).config_hash()
+        True
+        """
+        payload = {"type": type(self).__name__, "schema": self.SCHEMA, "fields": self.to_dict()}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def columns(self) -> dict[str, Any]:
+        """Return the scalar fields, written as columns of every result row of this config."""
+        return {k: v for k, v in self.to_dict().items() if not isinstance(v, list)}
+
+
+@dataclass(frozen=True)
+class VaryConfig(ExperimentConfig):
+    """One configuration of the paper's linear "vary" set (THEORY.md section 6).
+
+    Parameters
+    ----------
+    d, T, N, n, k : int
+        Dimension, number of retraining tasks, samples per retraining task, samples of the new
+        task, adapter rank.
+    sigma : float
+        Noise standard deviation.
+    rounds : int
+        Block-coordinate rounds of the paper's LoRA-ML retraining (``fit_lora_ml(method="paper")``).
+    ft_steps : int
+        Gradient steps of fine-tuning on the new task.
+    ft_lr : float
+        Fine-tuning step size (0.005 in the paper).
+    """
+
+    d: int = 10
+    T: int = 3
+    N: int = 5000
+    n: int = 100
+    k: int = 1
+    sigma: float = 0.1
+    rounds: int = 3000
+    ft_steps: int = 1000
+    ft_lr: float = 0.005
+
+    def _validate(self) -> None:
+        for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
+            _check_int(name, getattr(self, name), 1)
+        _check_positive_float("sigma", self.sigma, allow_zero=True)
+        _check_positive_float("ft_lr", self.ft_lr)
+        if self.k > self.d:
+            raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
+                             f"d={self.d}")
+
+    @property
+    def ft_rank(self) -> int:
+        """Fine-tuning adapter rank of the paper protocol: ``k``, or ``3k`` when ``T = 2``.
+
+        With two tasks LoRA-ML may recover ``A*`` only up to a rank-2k error (THEORY.md
+        section 4), so the paper gives the fine-tuning adapter the room to absorb it.
+        """
+        return min(3 * self.k, self.d) if self.T == 2 else self.k
+
+    def columns(self) -> dict[str, Any]:
+        """Scalar fields plus the derived fine-tuning rank."""
+        return {**super().columns(), "ft_rank": self.ft_rank}
+
+
+#: Defaults of the paper's vary set, and the values each parameter takes in turn.
+VARY_DEFAULTS: dict[str, int] = {"d": 10, "T": 3, "N": 5000, "n": 100, "k": 1}
+VARY_VALUES: dict[str, tuple[int, ...]] = {
+    "d": (5, 10, 20),
+    "T": (2, 3, 5),
+    "N": (100, 1000, 10000),
+    "n": (100, 1000, 10000),
+    "k": (1, 2, 3),
+}
+
+
+def vary_configs(**overrides: Any) -> tuple[VaryConfig, ...]:
+    """Return the distinct configs of the vary set, one parameter changed at a time.
+
+    The default point (d=10, T=3, n=100, k=1) belongs to four of the five panels; it is run
+    once, and the figures select each panel's rows by parameter values.
+
+    Parameters
+    ----------
+    **overrides
+        Fields shared by every config (``rounds``, ``ft_steps``, ``sigma``...).
+    """
+    configs: list[VaryConfig] = []
+    for name, values in VARY_VALUES.items():
+        for value in values:
+            config = VaryConfig(**{**VARY_DEFAULTS, name: value}, **overrides)
+            if config not in configs:
+                configs.append(config)
+    return tuple(configs)
+
+
+@dataclass(frozen=True)
+class PhaseConfig(ExperimentConfig):
+    """One cell of the recovery phase diagram: population LoRA-ML with T tasks and rank k.
+
+    Parameters
+    ----------
+    d, T, k : int
+        Dimension, number of tasks, rank of the ground-truth offsets and of the adapters.
+    solver : str
+        ``fit_lora_ml`` method; ``"exact"`` (alternating closed-form minimisation).
+    restarts : int
+        Random starts per fit; the lowest objective is kept (a global minimum is what the
+        theorems describe, so a spurious local minimum should not count as a failure).
+    """
+
+    d: int = 10
+    T: int = 3
+    k: int = 1
+    solver: str = "exact"
+    restarts: int = 3
+
+    def _validate(self) -> None:
+        for name in ("d", "T", "k", "restarts"):
+            _check_int(name, getattr(self, name), 1)
+        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+        if self.k > self.d:
+            raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
+
+    def columns(self) -> dict[str, Any]:
+        """Scalar fields plus the rank ratio ``k/d`` and the independence budget ``kT/d``."""
+        return {**super().columns(), "k_over_d": self.k / self.d, "kT_over_d": self.k * self.T / self.d}
+
+
+def phase_configs(d: int, ks: Sequence[int], Ts: Sequence[int], **kw: Any) -> tuple[PhaseConfig, ...]:
+    """Return the phase-diagram grid, ``T`` varying fastest."""
+    return tuple(PhaseConfig(d=d, T=T, k=k, **kw) for k in ks for T in Ts)
+
+
+@dataclass(frozen=True)
+class RateConfig(ExperimentConfig):
+    """Post-adaptation excess loss against the fine-tuning sample size ``n``.
+
+    Parameters
+    ----------
+    d, T, k, N : int
+        Dimension, retraining tasks, rank, samples per retraining task.
+    sigma : float
+        Noise standard deviation.
+    n_grid : tuple of int
+        Fine-tuning sample sizes, increasing.
+    """
+
+    d: int = 10
+    T: int = 3
+    k: int = 1
+    N: int = 5000
+    sigma: float = 0.1
+    n_grid: tuple[int, ...] = field(default=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
+
+    def _validate(self) -> None:
+        for name in ("d", "T", "k", "N"):
+            _check_int(name, getattr(self, name), 1)
+        _check_positive_float("sigma", self.sigma)
+        _check_int_tuple("n_grid", self.n_grid, 1)
+        if self.k > self.d:
+            raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
+
+
+@dataclass(frozen=True)
+class LandscapeConfig(ExperimentConfig):
+    """Many random starts of LoRA-ML on one population problem (T = 2 against T = 3).
+
+    Parameters
+    ----------
+    d, T, k : int
+        Dimension, number of tasks, rank.
+    starts : int
+        Random starts per ground-truth family (per seed).
+    solver : str
+        ``fit_lora_ml`` method run from each start.
+    """
+
+    d: int = 6
+    T: int = 2
+    k: int = 1
+    starts: int = 100
+    solver: str = "lbfgs"
+
+    def _validate(self) -> None:
+        for name in ("d", "T", "k", "starts"):
+            _check_int(name, getattr(self, name), 1)
+        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+        if self.k > self.d:
+            raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The configs and seeds one size of an experiment runs (every config with every seed)."""
+
+    configs: tuple[ExperimentConfig, ...]
+    seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.configs:
+            raise ValueError("configs must be a non-empty tuple of ExperimentConfig")
+        for i, config in enumerate(self.configs):
+            if not isinstance(config, ExperimentConfig):
+                raise TypeError(f"configs[{i}] must be an ExperimentConfig, got {config!r}")
+        hashes = [c.config_hash() for c in self.configs]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("configs must be distinct (two configs have the same hash)")
+        if not self.seeds:
+            raise ValueError("seeds must be a non-empty tuple of ints")
+        for i, seed in enumerate(self.seeds):
+            _check_int(f"seeds[{i}]", seed, 0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")

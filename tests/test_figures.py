@@ -1,0 +1,157 @@
+"""Tests of figures/: every figure draws from a small synthetic table alone."""
+
+import matplotlib
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+
+from figures import FIGURES, make_figures, publish
+from figures.io import read_table
+from figures.plots import plot_landscape, plot_phase, plot_rate, plot_vary, vary_panel_rows
+from figures.style import METHOD_STYLE, OKABE_ITO
+from simulations.configs import VARY_DEFAULTS, VARY_VALUES
+
+matplotlib.use("Agg")
+
+
+def vary_table(steps=20, seeds=(0, 1)):
+    rows = []
+    configs = {tuple({**VARY_DEFAULTS, p: v}.items()) for p, vs in VARY_VALUES.items() for v in vs}
+    for config in sorted(configs):
+        for seed in seeds:
+            for method, floor in (("LoRA-ML", 1e-3), ("SR", 10.0)):
+                it = np.arange(steps + 1)
+                rows.append(pd.DataFrame({**dict(config), "seed": seed, "method": method,
+                                          "iteration": it,
+                                          "test_loss": floor + 100 * np.exp(-it / 3) * (1 + seed)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def phase_table():
+    rows = [{"d": 8, "T": T, "k": k, "seed": s,
+             "base_error": 0.5 if T < 3 else 1e-13 * (1 + s), "objective": 0.0}
+            for T in range(1, 9) for k in (1, 2, 4) for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+def rate_table():
+    n = np.array([20, 100, 1000, 10000])
+    rows = []
+    for seed in range(3):
+        for method, loss in (("LoRA-ML", 0.2 / n + 1e-5), ("SR", 30 + 0 * n), ("oracle", 0.1 / n)):
+            rows.append(pd.DataFrame({"d": 10, "T": 3, "k": 1, "N": 5000, "sigma": 0.1, "n": n,
+                                      "seed": seed, "method": method, "excess_loss": loss * (1 + seed / 10)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def landscape_table():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"d": 6, "k": 1, "T": np.repeat([2, 3], 30), "seed": 0,
+                         "start": np.tile(np.arange(30), 2),
+                         "objective": np.r_[rng.uniform(1e-25, 1e-24, 30), np.zeros(30)],
+                         "base_error": np.r_[rng.uniform(0.01, 1, 30), rng.uniform(0, 1e-12, 30)]})
+
+
+def test_vary_figure_has_one_panel_per_value_with_log_y():
+    fig = plot_vary(vary_table())
+    axes = fig.axes
+    assert len(axes) == 15
+    assert all(ax.get_yscale() == "log" for ax in axes)
+    assert axes[0].get_title().startswith("d = 5")
+    assert axes[-1].get_xlabel() == "fine-tuning iteration"
+    labels = fig.legends[0].get_texts()
+    assert {t.get_text() for t in labels} == {"SR (mean of 2)", "LoRA-ML (mean of 2)"}
+
+
+def test_vary_panel_selects_defaults_of_other_parameters():
+    table = vary_table()
+    rows = vary_panel_rows(table, "T", 2)
+    assert set(rows["T"]) == {2}
+    assert set(rows["d"]) == {10} and set(rows["k"]) == {1}
+
+
+def test_vary_band_spans_min_to_max_over_seeds():
+    fig = plot_vary(vary_table(), params=("k",))
+    ax = fig.axes[0]
+    line = next(l for l in ax.get_lines() if l.get_label().startswith("SR"))
+    mean = 10.0 + 100 * np.exp(-np.arange(21) / 3) * 1.5
+    np.testing.assert_allclose(line.get_ydata(), mean)
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(10.0 + 100 * np.exp(-20 / 3), rel=1e-9)
+
+
+def test_phase_figure_is_a_log_heatmap_over_T_and_k_over_d():
+    fig = plot_phase(phase_table())
+    ax = fig.axes[0]
+    image = ax.get_images()[0]
+    assert image.get_array().shape == (3, 8)
+    assert isinstance(image.norm, mcolors.LogNorm)
+    assert ax.get_xlabel() == "retraining tasks T" and ax.get_ylabel() == "rank ratio k/d"
+    texts = [t.get_text() for t in ax.texts]
+    assert "100%" in " ".join(texts) and "0%" in " ".join(texts)
+
+
+def test_rate_figure_is_log_log_with_reference_line():
+    fig = plot_rate(rate_table())
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    reference = next(l for name, l in lines.items() if "reference" in name)
+    np.testing.assert_allclose(reference.get_ydata(), 1 * 10 * 0.1**2 / np.array([20, 100, 1000, 10000]))
+    assert {"LoRA-ML (mean of 3)", "SR (mean of 3)", "oracle (mean of 3)"} <= set(lines)
+
+
+def test_landscape_figure_has_a_row_per_T_and_survives_exact_zeros():
+    fig = plot_landscape(landscape_table())
+    assert len(fig.axes) == 4
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    # shared bins: both rows of a column span the same x range
+    assert fig.axes[0].get_xlim() == pytest.approx(fig.axes[2].get_xlim())
+
+
+def test_missing_columns_raise_a_clear_error():
+    with pytest.raises(ValueError, match="rate"):
+        plot_rate(rate_table().drop(columns="excess_loss"))
+
+
+def test_make_figures_reads_tables_only_and_writes_png_and_pdf(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    rate_table().to_csv(results / "rate.csv", index=False)
+    landscape_table().to_parquet(results / "landscape.parquet", index=False)
+    paths = make_figures(results)
+    names = sorted(p.name for p in paths)
+    assert names == ["adaptation_rate.pdf", "adaptation_rate.png", "landscape.pdf", "landscape.png"]
+    assert all((results / "figures" / n).stat().st_size > 1000 for n in names)
+    with pytest.raises(ValueError, match="valid"):
+        make_figures(results, only=["nope"])
+    copied = publish(paths, tmp_path / "generated")
+    assert sorted(p.name for p in copied) == ["adaptation_rate.png", "landscape.png"]
+
+
+def test_same_table_gives_byte_identical_png(tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    rate_table().to_csv(results / "rate.csv", index=False)
+    first = make_figures(results, tmp_path / "a")
+    second = make_figures(results, tmp_path / "b")
+    for a, b in zip(first, second):
+        if a.suffix == ".png":
+            assert a.read_bytes() == b.read_bytes()
+
+
+def test_read_table_prefers_parquet_and_explains_missing(tmp_path):
+    rate_table().to_csv(tmp_path / "rate.csv", index=False)
+    rate_table().head(3).to_parquet(tmp_path / "rate.parquet", index=False)
+    assert len(read_table(tmp_path, "rate")) == 3
+    with pytest.raises(FileNotFoundError, match="reproduce --only vary"):
+        read_table(tmp_path, "vary")
+
+
+def test_style_is_okabe_ito_with_distinct_methods():
+    colors = [s["color"] for s in METHOD_STYLE.values()]
+    assert set(colors) <= set(OKABE_ITO.values())
+    assert len(set(colors)) == len(colors)
+    assert len({s["linestyle"] for s in METHOD_STYLE.values()}) == len(colors)
+    assert set(FIGURES) == {"vary", "phase", "rate", "landscape"}
