@@ -10,7 +10,7 @@ JOBS ?= 2
 BASE_STAMP  := $(VENV)/.installed-base
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: install install-torch reproduce reproduce-full figures-readme test bench check lint clean
+.PHONY: install install-torch reproduce reproduce-full figures-readme neural test bench check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: $(TORCH_STAMP)
 ## make figures-readme: quick run, then copy the README's PNGs into figures/generated/
 figures-readme: $(TORCH_STAMP)
 	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS) --publish
+
+## make neural: the torch experiments at CPU size, then their figures
+neural: $(TORCH_STAMP)
+	for e in shallow vision language; do $(BIN)/lowrank-theory neural --experiment $$e --size cpu || exit 1; done
+	$(BIN)/python -m figures.neural results/neural/neural_shallow_cpu.csv results/neural/neural_vision_cpu.csv
 
 check: $(BASE_STAMP)
 	$(BIN)/lowrank-theory check
