@@ -1,0 +1,793 @@
+"""Second-order landscape of the LoRA-ML objective: Hessians, curvature and stationary points.
+
+The checks of Theorem 4 (strict saddles for T = 2) and of the spurious local minima for T >= 3
+(THEORY.md sec. 4) need more than the gradient: the smallest eigenvalue of the Hessian at a
+stationary point separates a saddle (negative curvature) from a local minimum. Everything here
+is exact: the Hessian-vector product is derived in closed form from the per-task loss gradient
+:func:`~lowrank_theory.losses.loss_gradient` and the adapter's chain rule, so no formula of the
+loss is written twice.
+
+Parameters are packed as one vector ``x = [vec(A), vec(U), (vec(V))]`` of length
+``p = d^2 + n_factors * T * d * r`` (row-major ``ravel``), the same order as the gradient
+``(gA, gU[, gV])`` of :func:`~lowrank_theory.lora_ml.lora_ml_gradient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import scipy.sparse.linalg
+from numpy.typing import ArrayLike, NDArray
+
+from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
+from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, SymmetricAdapter
+from lowrank_theory.lora_ml import lora_ml_gradient, lora_ml_objective
+from lowrank_theory.losses import Source, Statistics, loss_gradient, statistics
+from lowrank_theory.tasks import TaskData, TaskFamily
+
+__all__ = [
+    "Curvature",
+    "StationaryPointCertificate",
+    "pack",
+    "unpack",
+    "lora_ml_hvp",
+    "lora_ml_hessian",
+    "symmetry_directions",
+    "hessian_min_eigenvalue",
+    "taylor_remainder_slopes",
+    "remainder_slope",
+    "polish_stationary_point",
+    "certify_stationary_point",
+    "find_stationary_points",
+    "GRAD_RTOL",
+    "CURVATURE_RTOL",
+    "VALUE_RTOL",
+    "DENSE_MAX_PARAMETERS",
+]
+
+#: A point is stationary when ``||grad F|| <= GRAD_RTOL * gradient_scale``. Newton polishing
+#: reaches ~1e-13 relative; L-BFGS alone stalls near 1e-8, so 1e-7 separates "converged" from
+#: "still moving" with room on both sides.
+GRAD_RTOL = 1e-7
+#: Curvature counts as negative (positive) when the smallest Hessian eigenvalue is below
+#: ``-CURVATURE_RTOL * ||H||_2`` (above ``+...``). Dense eigenvalues are accurate to ~1e-15 ||H||
+#: and a polished point sits ~1e-12 from the true stationary point, which moves eigenvalues by
+#: the same order; 1e-6 is many orders above both.
+CURVATURE_RTOL = 1e-6
+#: An objective within ``VALUE_RTOL * value_scale`` of the global value counts as global: the
+#: excess loss is a sum of squares, so a residual of relative size 1e-5 gives 1e-10.
+VALUE_RTOL = 1e-9
+#: Up to this many parameters the Hessian is formed densely (one batched product with the
+#: identity); above it the smallest eigenvalue comes from Lanczos on Hessian-vector products.
+DENSE_MAX_PARAMETERS = 800
+#: Halvings of a Newton (or gradient-norm descent) step tried by the polisher before giving up.
+POLISH_BACKTRACKS = 30
+#: Lanczos (ARPACK) relative accuracy of the smallest eigenvalue.
+LANCZOS_TOL = 1e-10
+#: Eigenpairs Lanczos computes (the smallest is kept); see :func:`_lanczos_min`.
+LANCZOS_EIGENPAIRS = 6
+
+
+# --------------------------------------------------------------------------- packing
+def _adapter_for(factors: Factors) -> Adapter:
+    rank = factors[0].shape[-1]
+    return SymmetricAdapter(rank) if len(factors) == 1 else AsymmetricAdapter(rank)
+
+
+def pack(A: NDArray[np.float64], factors: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Stack a base and adapter factors into one parameter vector ``[vec(A), vec(U), ...]``.
+
+    Parameters
+    ----------
+    A : ndarray of shape (..., d, d)
+    factors : sequence of ndarray of shape (..., T, d, r)
+
+    Returns
+    -------
+    ndarray of shape (..., p)
+    """
+    lead = A.shape[:-2]
+    return np.concatenate([A.reshape(*lead, -1)] + [f.reshape(*lead, -1) for f in factors], axis=-1)
+
+
+def unpack(x: NDArray[np.float64], d: int, T: int, rank: int, n_factors: int = 1):
+    """Inverse of :func:`pack`: ``(A, factors)`` from a vector of shape (..., p)."""
+    lead = x.shape[:-1]
+    A = x[..., : d * d].reshape(*lead, d, d)
+    size = T * d * rank
+    factors = tuple(
+        x[..., d * d + i * size : d * d + (i + 1) * size].reshape(*lead, T, d, rank)
+        for i in range(n_factors)
+    )
+    return A, factors
+
+
+def _check_point(source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None):
+    if not isinstance(source, (TaskFamily, TaskData)):
+        raise TypeError(
+            "source must be a TaskFamily (population) or TaskData (sample), "
+            f"got {type(source).__name__}."
+        )
+    T, d = source.T, source.d
+    A = check_array(A, "A", (d, d))
+    U = check_array(U, "U", (T, d, None))
+    if V is None:
+        return A, (U,)
+    return A, (U, check_array(V, "V", U.shape))
+
+
+# --------------------------------------------------------------------------- Hessian
+def _hvp(
+    stats: Statistics,
+    adapter: Adapter,
+    A: NDArray[np.float64],
+    factors: Factors,
+    dA: NDArray[np.float64],
+    dfactors: Factors,
+) -> tuple[NDArray[np.float64], ...]:
+    """Hessian-vector products for a batch of directions ``dA`` (..., d, d), ``dfactors`` (..., T, d, r).
+
+    With ``W_t = A + Delta_t(f)`` and ``G_t = dL_t/dW_t`` the gradient is
+    ``(sum_t G_t, J_f(G))`` where ``J_f(G)`` is the adapter's chain rule, bilinear in ``(f, G)``.
+    Differentiating along ``(dA, df)``:
+
+        dW_t = dA + D Delta_t(f)[df],   dG_t = 2 dW_t Sxx_t,
+        H[dA, df] = (sum_t dG_t,  J_f(dG) + J_df(G)).
+
+    ``Delta`` is a homogeneous quadratic in the factors, so its derivative is the exact central
+    difference ``(Delta(f + df) - Delta(f - df)) / 2``; ``G`` is affine in ``W``, so
+    ``dG = loss_gradient(dW) - loss_gradient(0)`` exactly. Both reuse the core formulas.
+    """
+    W = A + adapter.delta(factors)
+    G = loss_gradient(stats, W)
+    G0 = loss_gradient(stats, np.zeros_like(W))
+    plus = tuple(f + df for f, df in zip(factors, dfactors))
+    minus = tuple(f - df for f, df in zip(factors, dfactors))
+    d_delta = 0.5 * (adapter.delta(plus) - adapter.delta(minus))
+    dW = dA[..., None, :, :] + d_delta
+    dG = loss_gradient(stats, dW) - G0
+    lead = dG.shape[:-3]
+    fac_b = tuple(np.broadcast_to(f, (*lead, *f.shape)) for f in factors)
+    first = adapter.factor_gradients(fac_b, dG)
+    second = adapter.factor_gradients(dfactors, np.broadcast_to(G, (*lead, *G.shape)))
+    return (dG.sum(axis=-3), *(a + b for a, b in zip(first, second)))
+
+
+def lora_ml_hvp(
+    source: Source,
+    A: ArrayLike,
+    U: ArrayLike,
+    dA: ArrayLike,
+    dU: ArrayLike,
+    V: ArrayLike | None = None,
+    dV: ArrayLike | None = None,
+) -> tuple[NDArray[np.float64], ...]:
+    """Exact Hessian-vector product of the LoRA-ML objective.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+        Population or sample (the objective of :func:`~lowrank_theory.lora_ml.lora_ml_objective`).
+    A : array_like of shape (d, d)
+        Base at which the Hessian is taken.
+    U : array_like of shape (T, d, r)
+        Adapter factors (``U_t U_t^T``, or ``U_t V_t^T`` when ``V`` is given).
+    dA : array_like of shape (d, d)
+        Direction in the base.
+    dU : array_like of shape (T, d, r)
+        Direction in ``U``.
+    V, dV : array_like of shape (T, d, r), optional
+        Right factors of an asymmetric adapter and the direction in them (both or neither).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(hA, hU)`` or ``(hA, hU, hV)``, the blocks of ``H @ [dA, dU(, dV)]``.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, or only one of ``V``/``dV`` given.
+
+    Notes
+    -----
+    For the symmetric adapter, with ``R_t``-free notation ``G_t = 2 (W_t Sxx_t - Syx_t)`` and
+    ``dW_t = dA + dU_t U_t^T + U_t dU_t^T``::
+
+        hA   = sum_t 2 dW_t Sxx_t
+        hU_t = (dG_t + dG_t^T) U_t + (G_t + G_t^T) dU_t,   dG_t = 2 dW_t Sxx_t.
+
+    The quadratic form is ``sum_t 2 tr(dW_t Sxx_t dW_t^T) + 2 <G_t, dU_t dU_t^T>``: the second
+    term is the only source of negative curvature (THEORY.md sec. 4, Theorem 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=3, k=1, T=2, seed=0)
+    >>> hA, hU = lora_ml_hvp(fam, fam.A_star, fam.U_star, np.eye(3), np.zeros((2, 3, 1)))
+    >>> bool(np.allclose(hA, 2 * 2 * np.eye(3)))  # 2 tasks, each contributes 2 dA
+    True
+    """
+    if (V is None) != (dV is None):
+        raise ValueError("give both V and dV (asymmetric adapter) or neither (symmetric).")
+    A, factors = _check_point(source, A, U, V)
+    dA = check_array(dA, "dA", A.shape)
+    dfactors = (check_array(dU, "dU", factors[0].shape),)
+    if V is not None:
+        dfactors += (check_array(dV, "dV", factors[0].shape),)
+    return _hvp(statistics(source), _adapter_for(factors), A, factors, dA, dfactors)
+
+
+def _dense_hessian(stats: Statistics, A: NDArray, factors: Factors) -> NDArray[np.float64]:
+    adapter = _adapter_for(factors)
+    T, d, r = factors[0].shape
+    p = d * d + len(factors) * T * d * r
+    # H is linear in the direction, so all p columns come from one batched product with I.
+    dA, dfac = unpack(np.eye(p), d, T, r, len(factors))
+    H = pack(*_split(_hvp(stats, adapter, A, factors, dA, dfac)))
+    # Symmetrise away round-off (H is symmetric exactly).
+    return 0.5 * (H + H.T)
+
+
+def _split(blocks: tuple[NDArray, ...]) -> tuple[NDArray, tuple[NDArray, ...]]:
+    return blocks[0], tuple(blocks[1:])
+
+
+def lora_ml_hessian(
+    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """Dense Hessian of the LoRA-ML objective in the packed coordinates of :func:`pack`.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    A : array_like of shape (d, d)
+    U : array_like of shape (T, d, r)
+    V : array_like of shape (T, d, r), optional
+
+    Returns
+    -------
+    ndarray of shape (p, p)
+        Symmetric, ``p = d^2 + n_factors T d r``.
+
+    Notes
+    -----
+    Column ``j`` is :func:`lora_ml_hvp` applied to the ``j``-th unit vector; all columns are
+    computed in one broadcast call, costing ``O(p T d^3)``.
+    """
+    A, factors = _check_point(source, A, U, V)
+    return _dense_hessian(statistics(source), A, factors)
+
+
+def symmetry_directions(A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None) -> NDArray[np.float64]:
+    """Orthonormal basis of the tangent space of the adapter's symmetry orbit at a point.
+
+    The objective is constant along ``U_t -> U_t Q_t`` (``Q_t`` orthogonal; symmetric adapter)
+    and along ``U_t -> U_t M_t, V_t -> V_t M_t^{-T}`` (``M_t`` invertible; asymmetric adapter),
+    so the Hessian has zero eigenvalues in these directions at every point. Excluding them
+    makes "positive definite modulo symmetry" a meaningful strict-minimum test.
+
+    Parameters
+    ----------
+    A : array_like of shape (d, d)
+    U : array_like of shape (T, d, r)
+    V : array_like of shape (T, d, r), optional
+
+    Returns
+    -------
+    ndarray of shape (p, q)
+        Orthonormal columns in packed coordinates; ``q = 0`` for a symmetric rank-1 adapter.
+
+    Notes
+    -----
+    Tangent vectors: ``dU_t = U_t S`` with ``S`` skew-symmetric (``r(r-1)/2`` per task), or
+    ``(dU_t, dV_t) = (U_t X, -V_t X^T)`` for any ``X`` (``r^2`` per task). Directions that
+    vanish (rank-deficient factors) are dropped by the rank-revealing orthonormalisation.
+    """
+    A = check_array(A, "A", (None, None))
+    d = A.shape[0]
+    U = check_array(U, "U", (None, d, None))
+    factors = (U,) if V is None else (U, check_array(V, "V", U.shape))
+    T, _, r = U.shape
+    p = d * d + len(factors) * T * d * r
+    cols = []
+    for t in range(T):
+        if V is None:
+            gens = []
+            for i in range(r):
+                for j in range(i + 1, r):
+                    S = np.zeros((r, r))
+                    S[i, j], S[j, i] = 1.0, -1.0
+                    gens.append(S)
+        else:
+            gens = [np.outer(np.eye(r)[i], np.eye(r)[j]) for i in range(r) for j in range(r)]
+        for X in gens:
+            dfac = [np.zeros_like(f) for f in factors]
+            dfac[0][t] = factors[0][t] @ X
+            if V is not None:
+                dfac[1][t] = -factors[1][t] @ X.T
+            cols.append(pack(np.zeros((d, d)), dfac))
+    if not cols:
+        return np.zeros((p, 0))
+    return scipy.linalg.orth(np.stack(cols, axis=1))
+
+
+# --------------------------------------------------------------------------- curvature
+@dataclass(frozen=True, eq=False)
+class Curvature:
+    """Smallest Hessian eigenvalue at a point.
+
+    Attributes
+    ----------
+    min_eigenvalue : float
+        Smallest eigenvalue of the Hessian (restricted to the complement of the symmetry
+        directions when ``modulo_symmetry``).
+    direction : ndarray of shape (p,)
+        A unit eigenvector (packed coordinates).
+    norm : float
+        ``||H||_2`` (largest absolute eigenvalue), the scale for curvature tolerances.
+    method : str
+        ``"dense"`` or ``"lanczos"``.
+    modulo_symmetry : bool
+        Whether the symmetry directions were excluded.
+    """
+
+    min_eigenvalue: float
+    direction: NDArray[np.float64]
+    norm: float
+    method: str
+    modulo_symmetry: bool
+
+    @property
+    def relative(self) -> float:
+        """``min_eigenvalue / ||H||_2`` (0 when the Hessian is zero)."""
+        return 0.0 if self.norm == 0.0 else self.min_eigenvalue / self.norm
+
+
+def hessian_min_eigenvalue(
+    source: Source,
+    A: ArrayLike,
+    U: ArrayLike,
+    V: ArrayLike | None = None,
+    *,
+    method: str = "auto",
+    modulo_symmetry: bool = False,
+    seed: int | np.random.Generator | None = 0,
+) -> Curvature:
+    """Smallest eigenvalue of the LoRA-ML Hessian, dense or by Lanczos.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    A : array_like of shape (d, d)
+    U : array_like of shape (T, d, r)
+    V : array_like of shape (T, d, r), optional
+    method : {"auto", "dense", "lanczos"}, default="auto"
+        ``"dense"``: form the Hessian and call ``numpy.linalg.eigh``. ``"lanczos"``:
+        ``scipy.sparse.linalg.eigsh`` (``which="SA"``) on a ``LinearOperator`` of
+        Hessian-vector products, never forming the matrix. ``"auto"``: dense up to
+        ``DENSE_MAX_PARAMETERS`` parameters.
+    modulo_symmetry : bool, default=False
+        Exclude the directions of :func:`symmetry_directions` (dense only).
+    seed : int, Generator or None, default=0
+        Start vector of Lanczos.
+
+    Returns
+    -------
+    Curvature
+
+    Raises
+    ------
+    ValueError
+        Unknown method, or ``modulo_symmetry`` with Lanczos.
+    """
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got {method!r}.")
+    A, factors = _check_point(source, A, U, V)
+    stats = statistics(source)
+    T, d, r = factors[0].shape
+    p = d * d + len(factors) * T * d * r
+    if method == "auto":
+        method = "dense" if p <= DENSE_MAX_PARAMETERS or modulo_symmetry else "lanczos"
+    if method == "lanczos":
+        if modulo_symmetry:
+            raise ValueError("modulo_symmetry needs method='dense' (a projected operator is not built).")
+        return _lanczos_min(stats, A, factors, p, as_seed_generator(seed))
+    H = _dense_hessian(stats, A, factors)
+    # Full divide-and-conquer eigendecomposition (LAPACK syevd): p <= DENSE_MAX_PARAMETERS makes
+    # it cheap, and the subset driver (syevr) was seen to fail with "Internal Error" on a
+    # 32 x 32 Hessian.
+    lam, vec = np.linalg.eigh(H)
+    norm = float(np.max(np.abs(lam))) if p else 0.0
+    if modulo_symmetry:
+        N = symmetry_directions(A, *factors)
+        if N.shape[1]:
+            # Orthonormal basis of the complement of the symmetry tangent space.
+            Z = scipy.linalg.null_space(N.T)
+            lam_z, vec_z = np.linalg.eigh(Z.T @ H @ Z)
+            return Curvature(float(lam_z[0]), Z @ vec_z[:, 0], norm, "dense", True)
+    return Curvature(float(lam[0]), vec[:, 0], norm, "dense", modulo_symmetry)
+
+
+def _lanczos_min(stats: Statistics, A: NDArray, factors: Factors, p: int, rng: np.random.Generator) -> Curvature:
+    adapter = _adapter_for(factors)
+    T, d, r = factors[0].shape
+
+    def matvec(x: NDArray) -> NDArray:
+        dA, dfac = unpack(np.asarray(x, dtype=np.float64).ravel(), d, T, r, len(factors))
+        return pack(*_split(_hvp(stats, adapter, A, factors, dA, dfac)))
+
+    op = scipy.sparse.linalg.LinearOperator((p, p), matvec=matvec, dtype=np.float64)
+    v0 = rng.standard_normal(p)
+    # A few eigenpairs, not one: with a single wanted pair ARPACK can settle on the second
+    # smallest eigenvalue when the smallest is multiple (symmetry directions give repeated zeros).
+    n_eig = min(LANCZOS_EIGENPAIRS, p - 1)
+    big = scipy.sparse.linalg.eigsh(op, k=n_eig, which="LM", v0=v0, tol=LANCZOS_TOL, return_eigenvectors=False)
+    lam, vec = scipy.sparse.linalg.eigsh(op, k=n_eig, which="SA", v0=v0, tol=LANCZOS_TOL)
+    i = int(np.argmin(lam))
+    return Curvature(float(lam[i]), vec[:, i], float(np.max(np.abs(big))), "lanczos", False)
+
+
+def taylor_remainder_slopes(
+    source: Source,
+    A: ArrayLike,
+    U: ArrayLike,
+    V: ArrayLike | None = None,
+    *,
+    seed: int | np.random.Generator | None = 0,
+    steps: ArrayLike | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Taylor-remainder test of the gradient and the Hessian (pymanopt's ``check_gradient`` idea).
+
+    Along a random unit direction ``v`` and steps ``h``:
+
+    Along a line the objective is a quartic polynomial ``f0 + a1 h + a2 h^2 + a3 h^3 + a4 h^4``
+    (``a4 = sum_t ||Delta(v) Sxx_t^{1/2}||_F^2 > 0``). One-sided remainders mix two powers of
+    ``h`` that can cancel at some step and bend the slope; symmetrised ones keep one power:
+
+    - first order: ``e1(h) = |F(x + h v) - F(x - h v) - 2 h <g, v>| = 2 |a3| h^3`` when the
+      gradient is right (slope 3); a wrong gradient leaves ``e1 ~ h`` (slope 1);
+    - second order: ``e2(h) = |F(x + h v) + F(x - h v) - 2 F(x) - h^2 <v, H v>| = 2 a4 h^4``
+      when the Hessian is right (slope 4); a wrong one leaves ``e2 ~ h^2`` (slope 2).
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    A, U, V : array_like
+        The point.
+    seed : int, Generator or None, default=0
+        Source of the direction.
+    steps : array_like, optional
+        Step sizes ``h`` (default ``logspace(-3, -1, 9)`` times the point's scale).
+
+    Returns
+    -------
+    steps : ndarray of shape (m,)
+    e1, e2 : ndarray of shape (m,)
+        Symmetrised first- and second-order remainders (expected slopes 3 and 4; see
+        :func:`remainder_slope`).
+
+    Notes
+    -----
+    The objective is evaluated with :func:`~lowrank_theory.lora_ml.lora_ml_objective` and the
+    gradient with :func:`~lowrank_theory.lora_ml.lora_ml_gradient`, independently of the
+    Hessian-vector product under test.
+    """
+    A, factors = _check_point(source, A, U, V)
+    rng = as_seed_generator(seed)
+    x = pack(A, factors)
+    v = rng.standard_normal(x.size)
+    v /= np.linalg.norm(v)
+    scale = max(1.0, float(np.linalg.norm(x)) / np.sqrt(x.size))
+    h = scale * np.logspace(-3, -1, 9) if steps is None else check_array(steps, "steps", (None,))
+    T, d, r = factors[0].shape
+    n_f = len(factors)
+
+    def f(z: NDArray) -> float:
+        A_, fac = unpack(z, d, T, r, n_f)
+        return lora_ml_objective(source, A_, *fac)
+
+    f0 = f(x)
+    g = pack(*_split(lora_ml_gradient(source, A, *factors)))
+    dA, dfac = unpack(v, d, T, r, n_f)
+    Hv = pack(*_split(_hvp(statistics(source), _adapter_for(factors), A, factors, dA, dfac)))
+    gv, vHv = float(g @ v), float(v @ Hv)
+    e1 = np.array([abs(f(x + s * v) - f(x - s * v) - 2.0 * s * gv) for s in h])
+    e2 = np.array([abs(f(x + s * v) + f(x - s * v) - 2.0 * f0 - s * s * vHv) for s in h])
+    return h, e1, e2
+
+
+def remainder_slope(steps: ArrayLike, remainders: ArrayLike) -> float:
+    """Robust log-log slope of a Taylor remainder: the median of consecutive slopes.
+
+    Along a line the objective is a quartic polynomial, so the second-order remainder is
+    ``c3 h^3 + c4 h^4``; when ``c3`` and ``c4`` have opposite signs it vanishes at
+    ``h = -c3 / c4``, and one dip would bend a least-squares fit. A dip spoils two consecutive
+    slopes only, so their median stays at the asymptotic order.
+
+    Parameters
+    ----------
+    steps, remainders : array_like of shape (m,)
+        ``h`` (increasing) and ``e(h) > 0``.
+
+    Returns
+    -------
+    float
+    """
+    h = np.log(check_array(steps, "steps", (None,)))
+    e = np.log(np.maximum(check_array(remainders, "remainders", h.shape), np.finfo(float).tiny))
+    return float(np.median(np.diff(e) / np.diff(h)))
+
+
+# --------------------------------------------------------------------------- stationary points
+def _scales(stats: Statistics) -> tuple[float, float]:
+    """(gradient scale, objective scale) of a problem, for relative tolerances."""
+    G0 = loss_gradient(stats, np.zeros_like(stats.Sxx))
+    grad_scale = max(1.0, float(np.linalg.norm(G0)))
+    value_scale = max(1.0, float(np.sum(stats.syy)))
+    return grad_scale, value_scale
+
+
+def _grad_vector(source: Source, A: NDArray, factors: Factors) -> NDArray:
+    return pack(*_split(lora_ml_gradient(source, A, *factors)))
+
+
+def polish_stationary_point(
+    source: Source,
+    A: ArrayLike,
+    U: ArrayLike,
+    V: ArrayLike | None = None,
+    *,
+    max_iter: int = 30,
+) -> tuple[NDArray[np.float64], Factors, float]:
+    """Refine a near-stationary point with Newton steps on the exact Hessian.
+
+    Newton's method converges quadratically to the stationary point nearest its start,
+    whatever its kind (minimum or saddle), so it turns an L-BFGS answer (gradient ~1e-8) into
+    one certified to round-off. Singular directions (symmetries, flat families of minima) are
+    handled by a least-squares (minimum-norm) step; each step backtracks until the gradient
+    norm decreases, falling back on a descent step for ``||grad F||^2`` when Newton's fails.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    A : array_like of shape (d, d)
+    U : array_like of shape (T, d, r)
+    V : array_like of shape (T, d, r), optional
+    max_iter : int, default=30
+        Newton steps at most (stops earlier when the gradient stops shrinking).
+
+    Returns
+    -------
+    A : ndarray of shape (d, d)
+    factors : tuple of ndarray of shape (T, d, r)
+    grad_norm : float
+        Final gradient norm.
+    """
+    A, factors = _check_point(source, A, U, V)
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    stats = statistics(source)
+    T, d, r = factors[0].shape
+    n_f = len(factors)
+    x = pack(A, factors)
+    g = _grad_vector(source, A, factors)
+    gnorm = float(np.linalg.norm(g))
+    for _ in range(max_iter):
+        if gnorm == 0.0:
+            break
+        H = _dense_hessian(stats, *unpack(x, d, T, r, n_f))
+        newton, *_ = scipy.linalg.lstsq(H, -g, cond=1e-12)
+        # Two candidate directions, each with backtracking on ||grad||: the Newton step, and
+        # the steepest-descent step of ||grad F||^2 / 2 (direction -H g), which still makes
+        # progress where a nearly singular Hessian sends the Newton step too far.
+        accepted = False
+        for direction in (newton, -(H @ g)):
+            step = 1.0
+            if direction is not newton:
+                # Exact line minimiser of the quadratic model ||g + t H d||^2 as a first guess.
+                Hd = H @ direction
+                step = -float(g @ Hd) / max(float(Hd @ Hd), np.finfo(float).tiny)
+            for _ in range(POLISH_BACKTRACKS):
+                x_new = x + step * direction
+                g_new = _grad_vector(source, *unpack(x_new, d, T, r, n_f))
+                n_new = float(np.linalg.norm(g_new))
+                if n_new < gnorm:
+                    x, g, gnorm, accepted = x_new, g_new, n_new, True
+                    break
+                step *= 0.5
+            if accepted:
+                break
+        if not accepted:
+            break
+    A, factors = unpack(x, d, T, r, n_f)
+    return A, factors, gnorm
+
+
+@dataclass(frozen=True, eq=False)
+class StationaryPointCertificate:
+    """What a point of the LoRA-ML landscape is, with the numbers that show it.
+
+    Attributes
+    ----------
+    kind : str
+        ``"not stationary"``, ``"global minimum"``, ``"strict saddle"``,
+        ``"spurious local minimum"`` (gradient ~ 0, Hessian positive definite modulo symmetry,
+        objective above the global value), ``"local minimum"`` (same, global value unknown)
+        or ``"degenerate"`` (second-order stationary but neither certified).
+    objective : float
+        Objective at the point.
+    global_value : float or None
+        The global minimum value it is compared with (0 for a population).
+    excess : float or None
+        ``objective - global_value``.
+    grad_norm : float
+        ``||grad F||``.
+    grad_tolerance : float
+        ``GRAD_RTOL * gradient_scale``.
+    min_eigenvalue : float
+        Smallest Hessian eigenvalue (all directions).
+    min_eigenvalue_modulo_symmetry : float
+        Smallest eigenvalue off the symmetry directions.
+    hessian_norm : float
+        ``||H||_2``.
+    curvature_tolerance : float
+        ``CURVATURE_RTOL * ||H||_2``.
+    value_tolerance : float
+        ``VALUE_RTOL * value_scale``.
+    """
+
+    kind: str
+    objective: float
+    global_value: float | None
+    excess: float | None
+    grad_norm: float
+    grad_tolerance: float
+    min_eigenvalue: float
+    min_eigenvalue_modulo_symmetry: float
+    hessian_norm: float
+    curvature_tolerance: float
+    value_tolerance: float
+
+    @property
+    def stationary(self) -> bool:
+        """Whether the gradient is below its tolerance."""
+        return self.grad_norm <= self.grad_tolerance
+
+
+def certify_stationary_point(
+    source: Source,
+    A: ArrayLike,
+    U: ArrayLike,
+    V: ArrayLike | None = None,
+    *,
+    global_value: float | None = None,
+) -> StationaryPointCertificate:
+    """Classify a point from its gradient, its Hessian spectrum and its objective.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    A : array_like of shape (d, d)
+    U : array_like of shape (T, d, r)
+    V : array_like of shape (T, d, r), optional
+    global_value : float, optional
+        The global minimum value. Default: 0 for a population (the excess loss is a sum of
+        squares and the ground truth attains 0), unknown for a sample.
+
+    Returns
+    -------
+    StationaryPointCertificate
+
+    Notes
+    -----
+    Rules, in order: gradient above ``GRAD_RTOL`` times its scale: not stationary; objective
+    within ``VALUE_RTOL`` of the global value: global minimum; smallest eigenvalue below
+    ``-CURVATURE_RTOL ||H||``: strict saddle (a descent direction of negative curvature
+    exists); smallest eigenvalue modulo symmetry above ``+CURVATURE_RTOL ||H||``: strict local
+    minimum (second-order sufficient condition on the quotient by the symmetry); otherwise
+    degenerate. A strict local minimum with a positive excess is a spurious local minimum.
+    """
+    A, factors = _check_point(source, A, U, V)
+    stats = statistics(source)
+    grad_scale, value_scale = _scales(stats)
+    if global_value is None and isinstance(source, TaskFamily):
+        global_value = 0.0
+    if global_value is not None:
+        global_value = check_float(global_value, "global_value", minimum=-np.inf)
+    objective = lora_ml_objective(source, A, *factors)
+    gnorm = float(np.linalg.norm(_grad_vector(source, A, factors)))
+    full = hessian_min_eigenvalue(source, A, *factors, method="dense")
+    quotient = hessian_min_eigenvalue(source, A, *factors, method="dense", modulo_symmetry=True)
+    grad_tol = GRAD_RTOL * grad_scale
+    curv_tol = CURVATURE_RTOL * max(full.norm, np.finfo(float).tiny)
+    value_tol = VALUE_RTOL * value_scale
+    excess = None if global_value is None else objective - global_value
+    if gnorm > grad_tol:
+        kind = "not stationary"
+    elif excess is not None and excess <= value_tol:
+        kind = "global minimum"
+    elif full.min_eigenvalue < -curv_tol:
+        kind = "strict saddle"
+    elif quotient.min_eigenvalue > curv_tol:
+        kind = "local minimum" if excess is None else "spurious local minimum"
+    else:
+        kind = "degenerate"
+    return StationaryPointCertificate(
+        kind, objective, global_value, excess, gnorm, grad_tol, full.min_eigenvalue,
+        quotient.min_eigenvalue, full.norm, curv_tol, value_tol,
+    )
+
+
+def find_stationary_points(
+    source: Source,
+    rank: int,
+    n_starts: int = 10,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    init_scale: float = 1.0,
+    max_iter: int = 300,
+) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Stationary points of the symmetric LoRA-ML objective, saddles included.
+
+    Gradient methods avoid saddles, so they cannot list them. Instead this minimises the
+    squared gradient norm ``phi(x) = ||grad F(x)||^2 / 2`` (whose gradient is the
+    Hessian-vector product ``H grad F``) by L-BFGS from random starts, then polishes with
+    Newton (:func:`polish_stationary_point`). Every zero of ``grad F`` is a global minimum of
+    ``phi``; points where ``phi`` stalls above zero are dropped.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+    rank : int
+        Adapter rank.
+    n_starts : int, default=10
+        Random starts (``A``, ``U`` with i.i.d. ``N(0, init_scale^2)`` entries).
+    seed : int, Generator or None, default=0
+    init_scale : float, default=1.0
+    max_iter : int, default=300
+        L-BFGS iterations per start (Newton finishes from there; a start that has not come
+        near a stationary point by then is dropped).
+
+    Returns
+    -------
+    list of (A, U)
+        Points whose gradient norm is below ``GRAD_RTOL`` times the gradient scale
+        (duplicates not removed).
+    """
+    if not isinstance(source, (TaskFamily, TaskData)):
+        raise TypeError(f"source must be a TaskFamily or TaskData, got {type(source).__name__}.")
+    rank = check_int(rank, "rank", maximum=source.d)
+    n_starts = check_int(n_starts, "n_starts", minimum=0)
+    init_scale = check_float(init_scale, "init_scale", strict=True)
+    rng = as_seed_generator(seed)
+    stats = statistics(source)
+    grad_scale, _ = _scales(stats)
+    T, d = source.T, source.d
+    adapter = SymmetricAdapter(rank)
+    found = []
+    for _ in range(n_starts):
+        x0 = init_scale * rng.standard_normal(d * d + T * d * rank)
+
+        def phi(x: NDArray) -> tuple[float, NDArray]:
+            A_, fac = unpack(x, d, T, rank)
+            W = A_ + adapter.delta(fac)
+            G = loss_gradient(stats, W)
+            gA, gU = G.sum(axis=0), adapter.factor_gradients(fac, G)[0]
+            g = pack(gA, (gU,))
+            Hg = pack(*_split(_hvp(stats, adapter, A_, fac, gA, (gU,))))
+            return 0.5 * float(g @ g), Hg
+
+        res = scipy.optimize.minimize(
+            phi, x0, jac=True, method="L-BFGS-B",
+            options={"maxiter": max_iter, "ftol": 0.0, "gtol": 1e-14},
+        )
+        A, fac = unpack(res.x, d, T, rank)
+        A, fac, gnorm = polish_stationary_point(source, A, fac[0])
+        if gnorm <= GRAD_RTOL * grad_scale:
+            found.append((A, fac[0]))
+    return found
