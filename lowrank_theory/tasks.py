@@ -166,9 +166,11 @@ class TaskFamily:
     ) -> TaskFamily:
         """Family whose offsets all share one k-dimensional column space.
 
-        ``U*_t = Q R_t`` with one orthonormal ``Q`` (d, k) and random ``R_t`` (k, k). For
-        ``T > k(k+1)/2`` the offsets are linearly dependent, violating the independence
-        condition of Theorem 3 (a counterexample family for recovery).
+        ``U*_t = Q R_t`` with one orthonormal ``Q`` (d, k) and random ``R_t`` (k, k). The kT
+        offset columns span only k dimensions, so for ``T > 1`` they are not linearly
+        independent, the condition under which :mod:`lowrank_theory.theorems` finds exact
+        recovery for ``T >= 3``; for ``T > k(k+1)/2`` even the offset matrices are linearly
+        dependent. A counterexample family for recovery.
         """
         d = check_int(d, "d")
         k = check_int(k, "k", maximum=d)

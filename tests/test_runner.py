@@ -139,9 +139,15 @@ def test_same_seeds_same_table_whatever_the_executor(tmp_path, make):
         result = run_experiment(experiment, tmp_path / "par", sweep=SMALL_PHASE,
                                 executor=executor, progress=False)
     assert result.n_computed == 8
-    pd.testing.assert_frame_equal(drop_provenance(read_table(tmp_path / "seq", "phase")),
-                                  drop_provenance(read_table(tmp_path / "par", "phase")),
+    # Seeds, configs and every integer column agree exactly. Float columns agree to 1e-6: for
+    # T = 2 the minima form a continuum (Theorem 4), so where a solver stops on it, and hence
+    # ||A^ - A*||, moves with last-bit round-off of the BLAS calls, which the process layout
+    # may change; once in a while that shows at the 1e-13 level.
+    seq = drop_provenance(read_table(tmp_path / "seq", "phase"))
+    par = drop_provenance(read_table(tmp_path / "par", "phase"))
+    pd.testing.assert_frame_equal(seq.select_dtypes(exclude="float"), par.select_dtypes(exclude="float"),
                                   check_exact=True)
+    pd.testing.assert_frame_equal(seq, par, check_exact=False, rtol=1e-6, atol=1e-12)
 
 
 def test_batched_experiment_units_hold_all_seeds(tmp_path):
