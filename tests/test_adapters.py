@@ -33,7 +33,7 @@ def test_factor_gradients_match_finite_differences(rng):
     G = rng.standard_normal((6, 6))
     for ad in (SymmetricAdapter(2), AsymmetricAdapter(2)):
         factors = ad.init_factors(1, 6, rng, 1.0)
-        f = lambda fac: np.sum(G * ad.delta(fac)[0])  # noqa: E731 - linear in Delta, so <G, dDelta>
+        f = lambda fac, ad=ad: np.sum(G * ad.delta(fac)[0])  # noqa: E731 - linear in Delta: <G, dDelta>
         grads = ad.factor_gradients(factors, G[None])
         eps = 1e-6
         for i, fac in enumerate(factors):

@@ -2,11 +2,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import taylor_slope
 
 import lowrank_theory as lt
 from lowrank_theory.lora_ml import offset_subspace
 from lowrank_theory.reference import paper_protocol_per_sample
-from helpers import taylor_slope
 
 
 def _sources(rng):
