@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: (module, human description) of the modules that register a subcommand.
 _SUBCOMMAND_MODULES = (
@@ -18,6 +18,22 @@ _SUBCOMMAND_MODULES = (
     "simulations.cli",
     "lowrank_theory.neural.cli",
 )
+
+
+def int_at_least(minimum: int, option: str) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum`` whose error names ``option``."""
+    what = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{option} must be {what}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from lowrank_theory import landscape
 from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
 from lowrank_theory.adaptation import fine_tune
+from lowrank_theory.cli import int_at_least
 from lowrank_theory.lora_ml import fit_lora_ml, lora_ml_gradient, lora_ml_objective
 from lowrank_theory.losses import Source, loss_gradient, statistics
 from lowrank_theory.metrics import numerical_rank, offset_error
@@ -1429,16 +1430,6 @@ def _handle(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _seed_argument(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, got {value}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``lowrank-theory check``."""
     parser = subparsers.add_parser(
@@ -1448,7 +1439,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "and print a table; exit status 1 if a claim the paper proves fails.",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable records")
-    parser.add_argument("--seed", type=_seed_argument, default=0,
+    parser.add_argument("--seed", type=int_at_least(0, "--seed"), default=0,
                         help="base seed of the instances, a non-negative integer (default 0)")
     parser.add_argument("--only", action="append", choices=list(CHECKS), metavar="NAME",
                         help="run only this check (repeatable); one of: " + ", ".join(CHECKS))

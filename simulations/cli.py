@@ -11,21 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+from lowrank_theory.cli import int_at_least
+
 #: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
 #: ``simulations.experiments`` has the same names; a test keeps the two in step).
 EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape")
 #: ``--executor`` choices.
 EXECUTOR_NAMES: tuple[str, ...] = ("local", "dask")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -47,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"run only these experiments (choose from {', '.join(EXPERIMENT_NAMES)})")
     parser.add_argument("--out", type=Path, default=Path("results"),
                         help="output directory (default: results)")
-    parser.add_argument("--jobs", type=_positive_int, default=1,
+    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1,
                         help="parallel worker processes (default: 1)")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
                         help="local processes (default) or a dask.distributed cluster")

@@ -11,8 +11,8 @@ from lowrank_theory.cli import main
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--only", "nonsense"], "vary"),
-    (["--jobs", "0"], "positive integer"),
-    (["--jobs", "two"], "positive integer"),
+    (["--jobs", "0"], "--jobs must be an integer >= 1"),
+    (["--jobs", "two"], "--jobs must be an integer >= 1"),
     (["--executor", "threads"], "local"),
     (["--quick", "--full"], "not allowed"),
 ])

@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lowrank_theory.cli import int_at_least
+
 EXPERIMENTS = ("shallow", "vision", "language")
 SIZES = ("cpu", "paper")
 
@@ -39,13 +41,6 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``neural`` subcommand to ``subparsers`` and return its parser."""
     parser = subparsers.add_parser(
@@ -59,7 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--size", choices=SIZES, default="cpu",
                         help="cpu: minutes on a laptop (default); paper: the paper's sizes")
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=_positive_int, metavar="N",
+    seeds.add_argument("--seeds", type=int_at_least(1, "--seeds"), metavar="N",
                        help="run seeds 0..N-1 (default: the size's number of seeds)")
     seeds.add_argument("--seed", type=_nonnegative_int, metavar="S", help="run the one seed S")
     parser.add_argument("--out", type=Path, default=Path("results/neural"),
