@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from lowrank_theory import landscape
 from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
 from lowrank_theory.adaptation import fine_tune
+from lowrank_theory.adapters import SymmetricAdapter
 from lowrank_theory.cli import int_at_least
 from lowrank_theory.lora_ml import fit_lora_ml, lora_ml_gradient, lora_ml_objective
 from lowrank_theory.losses import Source, loss_gradient, statistics
@@ -646,8 +647,8 @@ def independence_counterexample(
     C = np.linalg.inv(np.array([[x11, x12], [x12, x22]]))
     family = TaskFamily(A_star, u[:, :, None], sigma=0.1)
     P = family.offsets - C
-    lam, vec = np.linalg.eigh(P)
-    U_hat = (vec[:, :, -1:] * np.sqrt(np.clip(lam[:, -1:], 0.0, None))[:, None, :])
+    # Each P_t is PSD of rank 1 (that is what C is for): its best PSD rank-1 factor is exact.
+    (U_hat,) = SymmetricAdapter(1).project(P)
     return family, A_star + C, U_hat
 
 
