@@ -184,16 +184,11 @@ def lora_ml_objective(
     >>> lora_ml_objective(fam, fam.A_star, fam.U_star)
     0.0
     """
-    A, factors, _ = _check_point(source, A, U, V)
+    A, factors, adapter = _check_point(source, A, U, V)
     if isinstance(source, TaskFamily) and source.isotropic:
         return float(
             sum(np.sum(_isotropic_residual(source, A, factors, t) ** 2) for t in range(source.T))
         )
-    adapter = (
-        SymmetricAdapter(factors[0].shape[2])
-        if V is None
-        else AsymmetricAdapter(factors[0].shape[2])
-    )
     return _objective(statistics(source), A, adapter.delta(factors))
 
 
