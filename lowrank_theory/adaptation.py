@@ -81,7 +81,7 @@ def _sqrtm_psd(S: NDArray) -> tuple[NDArray, NDArray]:
 def _exact_population(A: NDArray, task: TaskFamily, adapter: Adapter, rng) -> Factors:
     M = task.W_star[0] - A
     if task.isotropic:
-        return tuple(f for f in adapter.project(M))
+        return adapter.project(M)
     if isinstance(adapter, AsymmetricAdapter):
         # min ||(M - Delta) S^{1/2}||: truncate M S^{1/2}, then undo the whitening on the right.
         root, inv_root = _sqrtm_psd(task.Sigma)
