@@ -155,3 +155,42 @@ def test_style_is_okabe_ito_with_distinct_methods():
     assert len(set(colors)) == len(colors)
     assert len({s["linestyle"] for s in METHOD_STYLE.values()}) == len(colors)
     assert set(FIGURES) == {"vary", "phase", "rate", "landscape"}
+
+
+def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
+    """Up-to-date figures are not drawn again; a changed table, a lost file or --force are."""
+    import figures.make
+
+    results = tmp_path / "r"
+    results.mkdir()
+    rate_table().to_csv(results / "rate.csv", index=False)
+    landscape_table().to_csv(results / "landscape.csv", index=False)
+    first = make_figures(results)
+    real_save, drawn = figures.make.save_figure, []
+
+    def save(fig, directory, name, *args, **kwargs):
+        drawn.append(name)
+        return real_save(fig, directory, name, *args, **kwargs)
+
+    monkeypatch.setattr(figures.make, "save_figure", save)
+    assert make_figures(results) == first and drawn == []
+    rate_table().head(30).to_csv(results / "rate.csv", index=False)  # the rate table changed
+    make_figures(results)
+    assert drawn == ["adaptation_rate"]
+    (results / "figures" / "landscape.png").write_bytes(b"")  # a damaged figure file
+    make_figures(results)
+    assert drawn == ["adaptation_rate", "landscape"]
+    make_figures(results, force=True)
+    assert drawn == ["adaptation_rate", "landscape"] * 2
+    # The drawing code is part of what a figure depends on.
+    monkeypatch.setattr(figures.make, "drawing_code_digest", lambda: "other code")
+    make_figures(results, only=["rate"])
+    assert drawn[-1] == "adaptation_rate" and len(drawn) == 5
+
+
+def test_csv_without_manifest_keeps_identifiers_as_strings(tmp_path):
+    table = rate_table().assign(config_hash="047076636478", git_commit="1234567", seed=0)
+    table.to_csv(tmp_path / "rate.csv", index=False)
+    read = read_table(tmp_path, "rate")
+    assert set(read["config_hash"]) == {"047076636478"} and set(read["git_commit"]) == {"1234567"}
+    assert read["seed"].dtype.kind == "i" and read["excess_loss"].dtype.kind == "f"
