@@ -95,13 +95,7 @@ def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:
     """Read the combined table of experiment ``name`` from the directory ``results``.
 
     Prefers ``name.parquet`` (written when pyarrow is installed), else ``name.csv``; a file
-    that differs from the manifest ``name.json`` is skipped with a warning.
-
-    Raises
-    ------
-    FileNotFoundError
-        If neither file exists; the message gives the command that writes it.
-    ValueError
-        If the tables exist but none matches its manifest.
+    that differs from the manifest ``name.json`` is skipped with a warning. Raises as
+    :func:`locate_table` does.
     """
     return load_table(locate_table(results, name))

@@ -234,7 +234,14 @@ def code_version(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _version_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {old.get(k)!s:.12} -> {new[k]!s:.12}" for k in new if old.get(k) != new[k])
+    """``"git_commit 0123456789ab -> 0123456789ab+dirty"``: what differs, commits shortened."""
+    def short(value: Any) -> str:
+        text = str(value)
+        commit, plus, rest = text.partition("+")
+        return commit[:12] + plus + rest if len(commit) == 40 else text
+
+    return ", ".join(f"{k} {short(old.get(k))} -> {short(new[k])}"
+                     for k in new if old.get(k) != new[k])
 
 
 # --------------------------------------------------------------------------- executors

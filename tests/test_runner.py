@@ -336,6 +336,38 @@ def test_sigkill_of_the_parent_ends_its_workers(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_the_watchdog_alone_ends_an_orphaned_worker(tmp_path):
+    """Without PR_SET_PDEATHSIG (systems other than Linux) the watchdog thread does the job."""
+    worker = textwrap.dedent("""
+        import os, sys, time
+        from simulations.runner import _tie_to_parent
+        sys.platform = "other-posix"  # skip the Linux-only signal
+        _tie_to_parent(os.getppid())
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    """)
+    parent = _child(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {worker!r}], stdout=open({str(tmp_path / 'pid')!r}, "w"))
+        time.sleep(60)
+    """)
+    pid_file = tmp_path / "pid"
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), parent,
+              "the worker started")
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_second_sweep_on_a_busy_folder_is_refused_and_the_first_completes(tmp_path):
     """While a sweep writes into a folder, another is refused at once (naming the holder)."""
     out = tmp_path / "out"
@@ -397,11 +429,14 @@ def test_resumed_units_of_other_code_are_reported(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- options
-def test_options_reach_the_run_function_and_stay_out_of_the_hash(tmp_path):
-    """``options`` are passed as keywords, in this process and in worker processes."""
+@pytest.mark.parametrize("make", [lambda: LocalExecutor(2),
+                                  lambda: DaskExecutor(1, processes=False)],
+                         ids=["local-2-processes", "dask-localcluster"])
+def test_options_reach_the_run_function_and_stay_out_of_the_hash(tmp_path, make):
+    """``options`` are passed as keywords, in this process and through the executors."""
     toy = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0, 1)))
     run_experiment(toy, tmp_path / "seq", options={"rows": 2, "scale": 3.0}, progress=False)
-    with LocalExecutor(2) as executor:
+    with make() as executor:
         run_experiment(toy, tmp_path / "par", options={"rows": 2, "scale": 3.0},
                        executor=executor, progress=False)
     expected = [expected_value(T, s, r, 3.0) for T in (1, 2) for s in (0, 1) for r in (0, 1)]
