@@ -343,7 +343,7 @@ def test_the_watchdog_alone_ends_an_orphaned_worker(tmp_path):
     """Without PR_SET_PDEATHSIG (systems other than Linux) the watchdog thread does the job."""
     worker = textwrap.dedent("""
         import os, sys, time
-        from simulations.runner import _tie_to_parent
+        from simulations.executors import _tie_to_parent
         sys.platform = "other-posix"  # skip the Linux-only signal
         _tie_to_parent(os.getppid())
         print(os.getpid(), flush=True)
