@@ -1,17 +1,29 @@
-"""Write every figure whose result table exists: ``make_figures(results, out)``."""
+"""Write every figure whose result table exists: ``make_figures(results, out)``.
+
+A figure is redrawn only when it is out of date. ``out/manifest.json`` records, for each
+figure, the SHA-256 of the table it was drawn from, a digest of the drawing code (the sources of
+:data:`DRAWING_MODULES` and the matplotlib version) and the SHA-256 of its files; a figure is
+redrawn when any of these changed or a file is missing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from figures import plots
-from figures.io import read_table
-from figures.style import save_figure
+from figures.io import load_table, locate_table
+from figures.style import FORMATS, save_figure
+from simulations.store import atomic_write_text
 
 #: For each experiment, the figures drawn from its table: (file stem, drawing function).
 FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
@@ -27,11 +39,52 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 #: The figures the README shows (the per-parameter ``vary_*`` figures repeat the ``vary`` grid).
 PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape")
+#: Modules whose source decides what a figure looks like; a change to one redraws the figures.
+DRAWING_MODULES: tuple[str, ...] = ("figures.make", "figures.plots", "figures.style",
+                                    "simulations.configs")
+#: Name of the record of drawn figures in the figure folder.
+MANIFEST_NAME = "manifest.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def drawing_code_digest() -> str:
+    """SHA-256 of the drawing code: the sources of :data:`DRAWING_MODULES`, matplotlib's version."""
+    parts = [f"matplotlib {version('matplotlib')}".encode()]
+    parts += [Path(importlib.import_module(m).__file__).read_bytes() for m in DRAWING_MODULES]
+    return _digest(b"\0".join(parts))
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        drawn = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return drawn if isinstance(drawn, dict) else {}
+
+
+def _write_manifest(path: Path, drawn: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(drawn, indent=1, sort_keys=True) + "\n")
+
+
+def _up_to_date(record: Any, source: Mapping[str, str], paths: Iterable[Path]) -> bool:
+    if not isinstance(record, dict) or any(record.get(k) != v for k, v in source.items()):
+        return False
+    files = record.get("files", {})
+    try:
+        return all(files.get(p.name) == _digest(p.read_bytes()) for p in paths)
+    except OSError:
+        return False
 
 
 def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = None,
-                 only: Iterable[str] | None = None) -> list[Path]:
+                 only: Iterable[str] | None = None, *, force: bool = False) -> list[Path]:
     """Draw the figures of the experiments in ``only`` (default: all) from their tables.
+
+    A figure whose table, drawing code and files are unchanged since it was drawn (see the
+    module notes) is not drawn again.
 
     Parameters
     ----------
@@ -41,25 +94,42 @@ def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = Non
         Where figures go; default ``results/figures``.
     only : iterable of str, optional
         Experiment names; those without a table are skipped.
+    force : bool
+        Redraw every figure, up to date or not.
 
     Returns
     -------
     list of Path
-        The PNG and PDF files written.
+        The PNG and PDF files of the figures, drawn now or up to date.
     """
     names = list(FIGURES) if only is None else list(only)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown experiments {unknown}; valid: {', '.join(FIGURES)}")
     out = Path(results) / "figures" if out is None else Path(out)
+    manifest_path = out / MANIFEST_NAME
+    drawn = _read_manifest(manifest_path)
+    code = drawing_code_digest()
     written: list[Path] = []
     for name in names:
         try:
-            table = read_table(results, name)
+            source = locate_table(results, name)
         except FileNotFoundError:
             continue
+        table = None
+        state = {"table": source.path.name, "table_sha256": source.sha256, "code": code}
         for stem, draw in FIGURES[name]:
-            written += save_figure(draw(table), out, stem)
+            paths = [out / f"{stem}.{fmt}" for fmt in FORMATS]
+            if not force and _up_to_date(drawn.get(stem), state, paths):
+                written += paths
+                continue
+            table = load_table(source) if table is None else table
+            if drawn.pop(stem, None) is not None:  # a killed redraw must not look up to date
+                _write_manifest(manifest_path, drawn)
+            paths = save_figure(draw(table), out, stem)
+            drawn[stem] = {**state, "files": {p.name: _digest(p.read_bytes()) for p in paths}}
+            _write_manifest(manifest_path, drawn)
+            written += paths
     return written
 
 

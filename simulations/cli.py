@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from lowrank_theory.cli import int_at_least
@@ -54,32 +55,59 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def reproduce(args: argparse.Namespace) -> int:
-    """Handler of ``reproduce``: run the sweeps, write tables and figures; return the exit code."""
+    """Handler of ``reproduce``: run the sweeps, write tables and figures; return the exit code.
+
+    Exit codes: 0 done, 2 a usage error (bad ``--out``, or the folder is in use by another
+    run), checked before any computation.
+    """
     if args.scheduler is not None and args.executor != "dask":
         print("error: --scheduler needs --executor dask", file=sys.stderr)
         return 2
+    from simulations.runner import (
+        OutputDirError,
+        OutputLocked,
+        RunFileWarning,
+        check_output_dir,
+        output_lock,
+    )
+
+    try:
+        out = check_output_dir(args.out)
+        with output_lock(out), warnings.catch_warnings():
+            warnings.simplefilter("always", RunFileWarning)
+            warnings.showwarning = _print_warning  # restored by catch_warnings
+            _reproduce(args, out)
+    except (OutputDirError, OutputLocked) as exc:
+        print(f"error: --out: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, out: Path) -> None:
     from simulations.experiments import EXPERIMENTS
     from simulations.runner import make_executor, run_experiment
 
     names = list(dict.fromkeys(args.only or EXPERIMENT_NAMES))
     start = time.perf_counter()
-    print(f"reproduce --{args.size}: {', '.join(names)} -> {args.out} "
+    print(f"reproduce --{args.size}: {', '.join(names)} -> {out} "
           f"({args.jobs} job(s), executor {args.executor})", flush=True)
     with make_executor(args.executor, args.jobs, args.scheduler) as executor:
         for name in names:
-            result = run_experiment(EXPERIMENTS[name], args.out, size=args.size,
-                                    executor=executor)
+            result = run_experiment(EXPERIMENTS[name], out, size=args.size, executor=executor)
             print(result.summary(), flush=True)
     if args.figures:
         from figures import make_figures, publish
 
-        paths = make_figures(args.out, Path(args.out) / "figures", names)
+        paths = make_figures(out, out / "figures", names)
         print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
-              f"{Path(args.out) / 'figures'}")
+              f"{out / 'figures'}")
         if args.publish:
             copied = publish(paths)
             if copied:
                 print(f"published {len(copied)} PNGs -> {copied[0].parent}")
     print(f"done in {time.perf_counter() - start:.1f} s")
-    return 0

@@ -1,21 +1,28 @@
 """Run experiment sweeps: resumable, atomic, deterministic, on local processes or dask.
 
-Layout under the output directory ``out``::
+Layout under the output folder ``out``::
 
-    out/<experiment>/configs/<config_hash>.json      the config of each hash (provenance)
-    out/<experiment>/runs/<config_hash>-<seeds>.csv  one finished unit of work
-    out/<experiment>.csv (and .parquet with pyarrow) the combined tidy table of the sweep
+    out/.lock                                      held while a sweep writes (pid of the holder)
+    out/<experiment>/configs/<config_hash>.json    the config of each hash (provenance)
+    out/<experiment>/runs/<config_hash>-<seeds>.csv   the rows of one finished unit of work
+    out/<experiment>/runs/<config_hash>-<seeds>.json  its sidecar: size, SHA-256, rows, dtypes,
+                                                   code version; written last
+    out/<experiment>.csv, out/<experiment>.parquet the combined tidy table (Parquet with pyarrow)
+    out/<experiment>.json                          their manifest: digests, dtypes, inputs
 
 A unit of work is one config with one seed (or, for experiments that batch seeds as an array
-axis, one config with all its seeds). Each finished unit is written to a temporary file and
-renamed into place (``os.replace`` is atomic on POSIX), so a killed sweep leaves only complete
-run files; rerunning it skips them. A changed config has a new hash, hence new file names, and
-the combined table holds only the hashes of the current sweep, so old rows are never mixed in.
+axis, one config with all its seeds). Files are written atomically and run files checked
+against their sidecars (:mod:`simulations.store`): a killed sweep leaves only complete run
+files; rerunning it skips them, and recomputes, with a warning naming it, any run file that is
+incomplete or corrupt. A changed config has a new hash, hence new file names, and the combined
+table holds only the hashes of the current sweep, so old rows are never mixed in. A resumed unit
+computed by another version of the code is kept but reported (a warning and the summary). The
+combined table is rewritten only when its run files changed.
 
-Determinism: a unit's rows depend only on (config, seeds); workers run single-threaded BLAS;
-the combined table is assembled in sweep order, not completion order. So the same seeds give
-identical tables whatever the number of jobs or the executor (up to the provenance column
-``timestamp``).
+Determinism: a unit's rows depend only on (config, seeds); workers run single-threaded BLAS
+(:mod:`simulations.executors`); the combined table is assembled in sweep order, not completion
+order. So the same seeds give identical tables whatever the number of jobs or the executor (up
+to the provenance column ``timestamp``).
 """
 
 from __future__ import annotations
@@ -24,27 +31,58 @@ import contextlib
 import functools
 import json
 import os
+import pickle
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from simulations.configs import SIZES, ExperimentConfig, Sweep
+from simulations.executors import (
+    EXECUTORS,
+    DaskExecutor,
+    LocalExecutor,
+    RunFunction,
+    SequentialExecutor,
+    Unit,
+    make_executor,
+)
+from simulations.store import (
+    InvalidRunFile,
+    OutputDirError,
+    OutputLocked,
+    RunFileWarning,
+    RunRecord,
+    atomic_write_text,
+    check_output_dir,
+    check_run,
+    inputs_digest,
+    output_lock,
+    read_run,
+    remove_stale_temporaries,
+    tables_current,
+    warn_run_file,
+    write_run,
+    write_tables,
+)
+
+__all__ = [
+    "EXECUTORS", "KEY_COLUMNS", "PROVENANCE_COLUMNS", "DaskExecutor", "Experiment",
+    "LocalExecutor", "OutputDirError", "OutputLocked", "RunFileWarning", "SequentialExecutor",
+    "SweepResult", "Unit", "atomic_write_text", "check_output_dir", "code_version",
+    "drop_provenance", "git_commit", "make_executor", "output_lock", "package_version",
+    "run_experiment", "units_of",
+]
 
 #: Columns that record where a row came from rather than what was computed. ``timestamp``
 #: differs between two otherwise identical runs; determinism checks leave it out.
 PROVENANCE_COLUMNS: tuple[str, ...] = ("package_version", "git_commit", "timestamp")
 #: Columns that identify a row's run; they lead every table.
 KEY_COLUMNS: tuple[str, ...] = ("experiment", "config_hash", "seed")
-#: Executors ``--executor`` accepts.
-EXECUTORS: tuple[str, ...] = ("local", "dask")
-
-RunFunction = Callable[[Any, tuple[int, ...]], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -60,13 +98,17 @@ class Experiment:
     claim : str
         The paper's claim (or the extension) the experiment tests.
     run : callable
-        ``run(config, seeds) -> DataFrame`` with a ``seed`` column; must depend on nothing but
-        its arguments (no global RNG), and be importable by worker processes.
+        ``run(config, seeds, **options) -> DataFrame`` with a ``seed`` column; must depend on
+        nothing but its arguments (no global RNG), and be importable by worker processes.
     quick, full : Sweep
         The configs and seeds of each size.
     seeds_per_unit : int or None
         Seeds handed to one call of ``run``; ``None`` hands all of a config's seeds at once
         (for run functions that batch seeds as an array axis).
+    options : tuple of str
+        Keyword arguments ``run`` accepts beyond ``(config, seeds)``: execution options such
+        as ``"device"`` or ``"data_dir"``, which change where and how a unit runs but not its
+        rows, so they do not enter the config hash.
     """
 
     name: str
@@ -76,6 +118,16 @@ class Experiment:
     quick: Sweep
     full: Sweep
     seeds_per_unit: int | None = 1
+    options: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, tuple) or not all(
+                isinstance(o, str) and o.isidentifier() for o in self.options):
+            raise TypeError(f"options must be a tuple of keyword names, got {self.options!r}")
+        clash = {"config", "seeds"} & set(self.options)
+        if clash:
+            raise ValueError(f"options cannot be named {sorted(clash)}: run receives those "
+                             "positionally")
 
     def sweep(self, size: str) -> Sweep:
         """Return the sweep of ``size`` (``"quick"`` or ``"full"``)."""
@@ -85,21 +137,12 @@ class Experiment:
 
 
 @dataclass(frozen=True)
-class Unit:
-    """One unit of work: a config and the seeds one ``run`` call computes."""
-
-    config: ExperimentConfig
-    seeds: tuple[int, ...]
-
-    @property
-    def key(self) -> str:
-        """File stem ``<config_hash>-<seed>[_<seed>...]``."""
-        return f"{self.config.config_hash()}-{'_'.join(map(str, self.seeds))}"
-
-
-@dataclass(frozen=True)
 class SweepResult:
-    """What a sweep did: counts, output paths and wall time."""
+    """What a sweep did: counts, output paths, wall time, and what needs the reader's eye.
+
+    ``invalid`` names the run files that failed validation and were recomputed;
+    ``other_code`` the resumed units computed by another code version (``key (what differs)``).
+    """
 
     experiment: str
     n_units: int
@@ -108,13 +151,22 @@ class SweepResult:
     n_runs: int
     tables: tuple[Path, ...]
     seconds: float
+    invalid: tuple[str, ...] = ()
+    other_code: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line for the terminal."""
+        """A line for the terminal, plus a line for each kind of unit to look at."""
         tables = ", ".join(str(p) for p in self.tables)
         runs = "" if self.n_runs == self.n_units else f" of {self.n_runs} (config, seed) runs"
-        return (f"{self.experiment}: {self.n_units} units{runs}: {self.n_computed} computed, "
-                f"{self.n_skipped} skipped (finished earlier) in {self.seconds:.1f} s -> {tables}")
+        lines = [f"{self.experiment}: {self.n_units} units{runs}: {self.n_computed} computed, "
+                 f"{self.n_skipped} skipped (finished earlier) in {self.seconds:.1f} s -> {tables}"]
+        if self.invalid:
+            lines.append(f"  recomputed {len(self.invalid)} invalid run file(s): "
+                         f"{', '.join(self.invalid)}")
+        if self.other_code:
+            lines.append(f"  resumed {len(self.other_code)} unit(s) computed by other code: "
+                         f"{', '.join(self.other_code)}")
+        return "\n".join(lines)
 
 
 def units_of(sweep: Sweep, seeds_per_unit: int | None = 1) -> list[Unit]:
@@ -164,204 +216,24 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-# --------------------------------------------------------------------------- atomic files
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def code_version(config: ExperimentConfig) -> dict[str, Any]:
+    """What computes a unit of ``config``: package version, git commit and the config's SCHEMA."""
+    return {"package_version": package_version(), "git_commit": git_commit(),
+            "schema": config.SCHEMA}
 
 
-def atomic_write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as CSV (``.csv``) or Parquet (``.parquet``) atomically."""
-    if path.suffix == ".parquet":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-    else:
-        atomic_write_text(path, frame.to_csv(index=False))
+def _version_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``"git_commit 0123456789ab -> 0123456789ab+dirty"``: what differs, commits shortened."""
+    def short(value: Any) -> str:
+        text = str(value)
+        commit, plus, rest = text.partition("+")
+        return commit[:12] + plus + rest if len(commit) == 40 else text
 
-
-def _remove_stale_temporaries(directory: Path) -> None:
-    # A SIGKILL between mkstemp and os.replace leaves a hidden temporary behind; it is never
-    # read (only ``*.csv`` is), and the next sweep into the directory removes it.
-    for tmp in directory.glob(".*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    return ", ".join(f"{k} {short(old.get(k))} -> {short(new[k])}"
+                     for k in new if old.get(k) != new[k])
 
 
 # --------------------------------------------------------------------------- executors
-def _run_unit(run: RunFunction, config: ExperimentConfig, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """Worker entry point: one unit with single-threaded BLAS (see the module notes)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1)
-    with limits:
-        frame = run(config, seeds)
-    if not isinstance(frame, pd.DataFrame) or "seed" not in frame.columns:
-        raise TypeError(f"{getattr(run, '__name__', run)} must return a DataFrame with a "
-                        f"'seed' column; got {type(frame).__name__}")
-    return frame
-
-
-def _result_or_note(get: Callable[[], pd.DataFrame], unit: Unit) -> pd.DataFrame:
-    """Call ``get``; if the run failed, name its config and seeds in the exception."""
-    try:
-        return get()
-    except Exception as exc:
-        exc.add_note(f"while running {unit.config!r} with seeds {unit.seeds}")
-        raise
-
-
-#: Environment variables that cap BLAS threads in freshly started worker processes.
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class SequentialExecutor:
-    """Runs units one after another in this process (``--jobs 1``)."""
-
-    def __enter__(self) -> SequentialExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def imap_unordered(self, run: RunFunction, units: Sequence[Unit]) -> Iterator[tuple[int, pd.DataFrame]]:
-        """Yield ``(index, rows)`` for each unit as it finishes."""
-        for i, unit in enumerate(units):
-            yield i, _result_or_note(lambda u=unit: _run_unit(run, u.config, u.seeds), unit)
-
-
-class LocalExecutor:
-    """A pool of ``jobs`` local worker processes (started with ``spawn``, one BLAS thread each)."""
-
-    def __init__(self, jobs: int) -> None:
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-        self.jobs = jobs
-        self._pool: Any = None
-        self._saved_env: dict[str, str | None] = {}
-
-    def __enter__(self) -> LocalExecutor:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # Workers read these when their BLAS loads; restored on exit so the parent is unchanged.
-        self._saved_env = {name: os.environ.get(name) for name in _THREAD_ENV}
-        for name in _THREAD_ENV:
-            os.environ.setdefault(name, "1")
-        self._pool = ProcessPoolExecutor(max_workers=self.jobs,
-                                         mp_context=multiprocessing.get_context("spawn"))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    def imap_unordered(self, run: RunFunction, units: Sequence[Unit]) -> Iterator[tuple[int, pd.DataFrame]]:
-        """Yield ``(index, rows)`` for each unit as it finishes, in completion order."""
-        from concurrent.futures import as_completed
-
-        futures = {self._pool.submit(_run_unit, run, u.config, u.seeds): i for i, u in enumerate(units)}
-        try:
-            for future in as_completed(futures):
-                i = futures[future]
-                yield i, _result_or_note(future.result, units[i])
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-class DaskExecutor:
-    """Runs units on a dask.distributed cluster: ``scheduler`` address, or a new LocalCluster.
-
-    Parameters
-    ----------
-    jobs : int
-        Workers of the LocalCluster started when ``scheduler`` is None.
-    scheduler : str or None
-        Address of a running scheduler (``tcp://host:8786``).
-    processes : bool
-        LocalCluster option: worker processes (default) or threads of this process.
-    """
-
-    def __init__(self, jobs: int = 1, scheduler: str | None = None, *, processes: bool = True) -> None:
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-        self.jobs, self.scheduler, self.processes = jobs, scheduler, processes
-        self._client: Any = None
-        self._cluster: Any = None
-
-    def __enter__(self) -> DaskExecutor:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("--executor dask needs dask.distributed: "
-                              "pip install 'lowrank-theory[dask]'") from exc
-        if self.scheduler is None:
-            self._cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1,
-                                         processes=self.processes, dashboard_address=None)
-            self._client = Client(self._cluster)
-        else:
-            self._client = Client(self.scheduler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-
-    def imap_unordered(self, run: RunFunction, units: Sequence[Unit]) -> Iterator[tuple[int, pd.DataFrame]]:
-        """Yield ``(index, rows)`` for each unit as it finishes on the cluster."""
-        from distributed import as_completed
-
-        futures = [self._client.submit(_run_unit, run, u.config, u.seeds, pure=False) for u in units]
-        index = {future.key: i for i, future in enumerate(futures)}
-        try:
-            for future in as_completed(futures):
-                i = index[future.key]
-                yield i, _result_or_note(future.result, units[i])
-        finally:
-            self._client.cancel(futures)
-
-
-def make_executor(kind: str = "local", jobs: int = 1, scheduler: str | None = None):
-    """Return the executor ``--executor kind --jobs jobs [--scheduler address]`` asks for.
-
-    ``local`` with one job runs in this process (no pool to start).
-    """
-    if kind not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}; got {kind!r}")
-    if scheduler is not None and kind != "dask":
-        raise ValueError("scheduler is only used with executor='dask'")
-    if kind == "dask":
-        return DaskExecutor(jobs, scheduler)
-    return SequentialExecutor() if jobs == 1 else LocalExecutor(jobs)
-
-
 # --------------------------------------------------------------------------- sweeps
 def _with_keys(frame: pd.DataFrame, experiment: str, config: ExperimentConfig) -> pd.DataFrame:
     """Prefix the key and config columns, append provenance; the row order is kept."""
@@ -378,6 +250,59 @@ def _with_keys(frame: pd.DataFrame, experiment: str, config: ExperimentConfig) -
     return out.reset_index(drop=True)
 
 
+def _bind_options(experiment: Experiment, options: Mapping[str, Any] | None,
+                  executor: Any) -> RunFunction:
+    """Return ``experiment.run`` with ``options`` bound, after checking them."""
+    if options is None:
+        return experiment.run
+    if not isinstance(options, Mapping):
+        raise TypeError(f"options must be a mapping of keyword names to values, got "
+                        f"{type(options).__name__}")
+    unknown = [name for name in options if name not in experiment.options]
+    if unknown:
+        accepted = ", ".join(experiment.options) or "none"
+        raise ValueError(f"options {unknown} are not accepted by experiment "
+                         f"{experiment.name!r} (it accepts: {accepted})")
+    if executor is not None and not isinstance(executor, SequentialExecutor):
+        for name, value in options.items():
+            try:
+                pickle.dumps(value)
+            except Exception as exc:
+                raise TypeError(f"option {name!r} must be picklable to reach worker processes "
+                                f"({type(value).__name__}: {exc})") from None
+    return functools.partial(experiment.run, **options) if options else experiment.run
+
+
+def _write_configs(experiment: Experiment, sweep: Sweep, directory: Path) -> None:
+    for config in sweep.configs:
+        path = directory / f"{config.config_hash()}.json"
+        if not path.exists():
+            record = {"experiment": experiment.name, "type": type(config).__name__,
+                      "schema": config.SCHEMA, "config": config.to_dict()}
+            atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _check_runs(units: Sequence[Unit], paths: Sequence[Path]
+                ) -> tuple[list[RunRecord | None], list[str], list[str]]:
+    """Validate the run files: records (None: to compute), invalid files, other-code units."""
+    records: list[RunRecord | None] = []
+    invalid, other_code = [], []
+    for unit, path in zip(units, paths, strict=True):
+        try:
+            record = check_run(path)
+        except InvalidRunFile as exc:
+            warn_run_file(f"{exc}; recomputing it")
+            invalid.append(path.name)
+            record = None
+        if record is not None and record.code != (current := code_version(unit.config)):
+            other_code.append(f"{unit.key} ({_version_change(record.code, current)})")
+        records.append(record)
+    if other_code:
+        warn_run_file(f"{len(other_code)} resumed unit(s) in {paths[0].parent} were computed by "
+                      f"other code: {', '.join(other_code)}; delete their files to recompute")
+    return records, invalid, other_code
+
+
 def run_experiment(
     experiment: Experiment,
     out: str | os.PathLike = "results",
@@ -386,6 +311,7 @@ def run_experiment(
     sweep: Sweep | None = None,
     executor: Any = None,
     progress: bool | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run the units of one experiment that have not finished yet, then write its table.
 
@@ -394,7 +320,7 @@ def run_experiment(
     experiment : Experiment
         What to run.
     out : path-like
-        Output directory (created if missing).
+        Output folder (created if missing; locked while the sweep writes into it).
     size : {"quick", "full"}
         Which of the experiment's sweeps to run, unless ``sweep`` is given.
     sweep : Sweep, optional
@@ -403,6 +329,9 @@ def run_experiment(
         An entered executor; the default runs in this process.
     progress : bool or None
         Show a progress bar; ``None`` shows it only when stderr is a terminal.
+    options : mapping, optional
+        Keyword arguments for ``experiment.run`` (names from ``experiment.options``; picklable
+        when an executor with worker processes runs them). They do not enter the config hash.
 
     Returns
     -------
@@ -411,59 +340,61 @@ def run_experiment(
     Raises
     ------
     ValueError
-        If ``size`` is not a known size.
+        If ``size`` is not a known size, or an option is not in ``experiment.options``
+        (before anything is written).
+    OutputDirError
+        If ``out`` is not a writable folder (before anything is computed).
+    OutputLocked
+        If another process is writing into ``out``.
+
+    Warns
+    -----
+    RunFileWarning
+        For each run file that fails validation (it is recomputed), and for resumed units
+        computed by another code version.
     """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     sweep = experiment.sweep(size) if sweep is None else sweep
-    exp_dir = Path(out) / experiment.name
-    runs_dir = exp_dir / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(runs_dir)
-    for config in sweep.configs:
-        path = exp_dir / "configs" / f"{config.config_hash()}.json"
-        if not path.exists():
-            record = {"experiment": experiment.name, "type": type(config).__name__,
-                      "schema": config.SCHEMA, "config": config.to_dict()}
-            atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    run = _bind_options(experiment, options, executor)
+    out = check_output_dir(out)
+    with output_lock(out):
+        exp_dir = out / experiment.name
+        runs_dir = exp_dir / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (runs_dir, exp_dir / "configs", out):
+            remove_stale_temporaries(directory)
+        _write_configs(experiment, sweep, exp_dir / "configs")
 
-    units = units_of(sweep, experiment.seeds_per_unit)
-    paths = [runs_dir / f"{unit.key}.csv" for unit in units]
-    todo = [i for i, path in enumerate(paths) if not path.exists()]
-    n_skipped = len(units) - len(todo)
+        units = units_of(sweep, experiment.seeds_per_unit)
+        paths = [runs_dir / f"{unit.key}.csv" for unit in units]
+        records, invalid, other_code = _check_runs(units, paths)
+        todo = [i for i, record in enumerate(records) if record is None]
+        if todo:
+            own = executor is None
+            executor = SequentialExecutor() if own else executor
+            disable = None if progress is None else not progress
+            bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=disable,
+                       leave=False)
+            with executor if own else contextlib.nullcontext(), bar:
+                pending = [units[i] for i in todo]
+                for j, frame in executor.imap_unordered(run, pending):
+                    config = pending[j].config
+                    records[todo[j]] = write_run(paths[todo[j]],
+                                                 _with_keys(frame, experiment.name, config),
+                                                 code_version(config))
+                    bar.update(1)
 
-    if todo:
-        own = executor is None
-        executor = SequentialExecutor() if own else executor
-        disable = None if progress is None else not progress
-        bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=disable, leave=False)
-        with executor if own else contextlib.nullcontext(), bar:
-            pending = [units[i] for i in todo]
-            for j, frame in executor.imap_unordered(experiment.run, pending):
-                unit = pending[j]
-                atomic_write_table(_with_keys(frame, experiment.name, unit.config), paths[todo[j]])
-                bar.update(1)
-
-    table = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
-    tables = write_table(table, Path(out) / experiment.name)
-    return SweepResult(experiment.name, len(units), len(todo), n_skipped,
-                       sum(len(u.seeds) for u in units), tables, time.perf_counter() - start)
-
-
-def write_table(table: pd.DataFrame, stem: Path) -> tuple[Path, ...]:
-    """Write ``stem.csv`` and, when pyarrow is installed, ``stem.parquet``; return the paths."""
-    csv_path = stem.with_suffix(".csv")
-    atomic_write_table(table, csv_path)
-    parquet_path = stem.with_suffix(".parquet")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        # A Parquet file from an earlier sweep would now be stale; figures prefer Parquet.
-        parquet_path.unlink(missing_ok=True)
-        return (csv_path,)
-    atomic_write_table(table, parquet_path)
-    return (csv_path, parquet_path)
+        done: list[RunRecord] = records  # type: ignore[assignment]  # every unit has a record now
+        inputs = inputs_digest(done)
+        tables = tables_current(out / experiment.name, inputs)
+        if tables is None:
+            table = pd.concat([read_run(record) for record in done], ignore_index=True)
+            tables = write_tables(table, out / experiment.name, inputs)
+    return SweepResult(experiment.name, len(units), len(todo), len(units) - len(todo),
+                       sum(len(u.seeds) for u in units), tables, time.perf_counter() - start,
+                       tuple(invalid), tuple(other_code))
 
 
 def drop_provenance(table: pd.DataFrame) -> pd.DataFrame:

@@ -155,3 +155,51 @@ def test_style_is_okabe_ito_with_distinct_methods():
     assert len(set(colors)) == len(colors)
     assert len({s["linestyle"] for s in METHOD_STYLE.values()}) == len(colors)
     assert set(FIGURES) == {"vary", "phase", "rate", "landscape"}
+
+
+def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
+    """Up-to-date figures are not drawn again; a changed table, a lost file or --force are."""
+    import matplotlib.pyplot as plt
+
+    import figures.make
+
+    drawn = []
+
+    def draw(stem):  # a tiny figure per experiment: this test is about when, not what
+        def plot(table):
+            drawn.append(stem)
+            fig = plt.figure(figsize=(1, 1))
+            fig.text(0.5, 0.5, f"{len(table)}")
+            return fig
+        return ((stem, plot),)
+
+    monkeypatch.setitem(figures.make.FIGURES, "rate", draw("adaptation_rate"))
+    monkeypatch.setitem(figures.make.FIGURES, "landscape", draw("landscape"))
+    results = tmp_path / "r"
+    results.mkdir()
+    rate_table().to_csv(results / "rate.csv", index=False)
+    landscape_table().to_csv(results / "landscape.csv", index=False)
+    first = make_figures(results, only=["rate", "landscape"])
+    assert drawn == ["adaptation_rate", "landscape"]
+    assert make_figures(results, only=["rate", "landscape"]) == first
+    assert drawn == ["adaptation_rate", "landscape"]  # nothing drawn again
+    rate_table().head(30).to_csv(results / "rate.csv", index=False)  # the rate table changed
+    make_figures(results, only=["rate", "landscape"])
+    assert drawn[2:] == ["adaptation_rate"]
+    (results / "figures" / "landscape.png").write_bytes(b"")  # a damaged figure file
+    make_figures(results, only=["rate", "landscape"])
+    assert drawn[3:] == ["landscape"]
+    make_figures(results, only=["rate", "landscape"], force=True)
+    assert drawn[4:] == ["adaptation_rate", "landscape"]
+    # The drawing code is part of what a figure depends on.
+    monkeypatch.setattr(figures.make, "drawing_code_digest", lambda: "other code")
+    make_figures(results, only=["rate"])
+    assert drawn[6:] == ["adaptation_rate"]
+
+
+def test_csv_without_manifest_keeps_identifiers_as_strings(tmp_path):
+    table = rate_table().assign(config_hash="047076636478", git_commit="1234567", seed=0)
+    table.to_csv(tmp_path / "rate.csv", index=False)
+    read = read_table(tmp_path, "rate")
+    assert set(read["config_hash"]) == {"047076636478"} and set(read["git_commit"]) == {"1234567"}
+    assert read["seed"].dtype.kind == "i" and read["excess_loss"].dtype.kind == "f"

@@ -1,24 +1,30 @@
-"""Tests of simulations/runner.py: resume after SIGKILL, atomic files, determinism, dask."""
+"""Tests of simulations/runner.py: resume after kills, integrity, determinism, options, workers."""
 
+import contextlib
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from runner_toys import BIG, SLOW, SWEEP, TOY, expected_value, run_value
 
 from figures.io import read_table
-from simulations.configs import PhaseConfig, Sweep
+from simulations.configs import PhaseConfig, Sweep, VaryConfig
 from simulations.experiments import EXPERIMENTS
 from simulations.runner import (
     DaskExecutor,
     Experiment,
     LocalExecutor,
+    OutputLocked,
+    RunFileWarning,
     atomic_write_text,
     drop_provenance,
     make_executor,
@@ -32,65 +38,53 @@ SMALL_PHASE = Sweep(tuple(PhaseConfig(d=5, T=T, k=k, restarts=1) for k in (1, 2)
                     seeds=(0, 1))
 PHASE = dataclasses.replace(EXPERIMENTS["phase"], seeds_per_unit=1)
 
-# An experiment whose runs take a while, so a sweep can be killed midway. It lives in a file
-# the child process imports (run functions must be importable by workers).
-SLOW_MODULE = textwrap.dedent('''
-    import time
-    import pandas as pd
-    from simulations.configs import PhaseConfig, Sweep
-    from simulations.runner import Experiment
-
-    def run(config, seeds):
-        time.sleep(0.15)
-        return pd.DataFrame({"seed": list(seeds), "value": [config.T * 100 + s for s in seeds]})
-
-    SWEEP = Sweep(tuple(PhaseConfig(d=4, T=T, k=1) for T in range(1, 5)), seeds=(0, 1, 2))
-    EXPERIMENT = Experiment("slow", "slow", "none", run, SWEEP, SWEEP)
-''')
+TESTS_DIR = Path(__file__).resolve().parent
 
 
-def _slow_experiment(tmp_path: Path):
-    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import importlib
+def _child(script: str, **env: str) -> subprocess.Popen:
+    """Start ``script`` in a fresh interpreter that can import the toys of ``runner_toys``."""
+    prelude = f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r})\n"
+    return subprocess.Popen([sys.executable, "-c", prelude + textwrap.dedent(script)],
+                            env={**os.environ, **env})
 
-        import slow_module
 
-        return importlib.reload(slow_module).EXPERIMENT
-    finally:
-        sys.path.remove(str(tmp_path))
+def _wait_for(condition, child: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert child.poll() is None, f"the child ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_sigkill_midway_then_resume_skips_finished_runs(tmp_path):
     """Kill a sweep with SIGKILL after some runs finished; the rerun recomputes only the rest."""
-    experiment = _slow_experiment(tmp_path)  # writes slow_module.py for the child too
     out = tmp_path / "out"
-    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-              "from simulations.runner import run_experiment\n"
-              "from slow_module import EXPERIMENT\n"
-              f"run_experiment(EXPERIMENT, {str(out)!r}, progress=False)\n")
-    child = subprocess.Popen([sys.executable, "-c", script])
+    child = _child(f"""
+        from simulations.runner import run_experiment
+        from runner_toys import SLOW
+        run_experiment(SLOW, {str(out)!r}, progress=False)
+    """)
     runs = out / "slow" / "runs"
-    deadline = time.monotonic() + 60
-    while len(list(runs.glob("*.csv"))) < 3:
-        assert child.poll() is None, "the sweep ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _wait_for(lambda: len(list(runs.glob("*.json"))) >= 3, child, "three runs finished")
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    finished = {p.name for p in runs.glob("*.csv")}
+    finished = {p.stem for p in runs.glob("*.json")}  # a run is finished once its sidecar is in
     assert 3 <= len(finished) < 12
     assert not (out / "slow.csv").exists()  # the combined table is written only at the end
-    for path in runs.glob("*.csv"):  # every run file is complete
-        assert len(pd.read_csv(path)) == 1
+    for stem in finished:  # every finished run file is complete
+        assert len(pd.read_csv(runs / f"{stem}.csv")) == 1
 
-    result = run_experiment(experiment, out, progress=False)
+    # A data file whose sidecar the kill prevented is recomputed, with a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunFileWarning)
+        result = run_experiment(SLOW, out, progress=False)
     assert result.n_skipped == len(finished)
     assert result.n_computed == 12 - len(finished)
     assert "skipped" in result.summary()
     assert not list(runs.glob(".*.tmp"))
-    fresh = run_experiment(experiment, tmp_path / "fresh", progress=False)
+    # The same rows without the wait, computed in one go.
+    fresh = run_experiment(dataclasses.replace(SLOW, run=run_value), tmp_path / "fresh",
+                           progress=False)
     pd.testing.assert_frame_equal(drop_provenance(read_table(out, "slow")),
                                   drop_provenance(read_table(tmp_path / "fresh", "slow")))
     assert fresh.n_computed == 12
@@ -186,3 +180,289 @@ def test_make_executor_validates():
         make_executor("local", 2, scheduler="tcp://localhost:8786")
     with pytest.raises(ValueError, match="jobs"):
         make_executor("local", 0)
+
+
+# --------------------------------------------------------------------------- identifiers
+def _vary_config_with_hash(pattern: str, start: int = 1) -> VaryConfig:
+    """A tiny VaryConfig (only ``rounds`` searched) whose hash matches ``pattern``."""
+    for rounds in range(start, 200_000):
+        config = VaryConfig(d=2, T=2, N=2, n=2, k=1, rounds=rounds, ft_steps=1)
+        if re.fullmatch(pattern, config.config_hash()):
+            return config
+    raise AssertionError(f"no hash matches {pattern}")  # pragma: no cover
+
+
+@pytest.mark.parametrize("patterns", [
+    (r"0\d{11}",),                      # digits with a leading zero: 047076636478
+    (r"\d+e\d+",),                      # float-shaped: 7e2014676525 would read as inf
+    (r"\d{12}", r"[0-9a-f]*[a-f][0-9a-f]*"),  # a digits hash beside an ordinary one
+], ids=["leading-zero", "float-shaped", "mixed"])
+def test_config_hashes_that_look_like_numbers_stay_strings(tmp_path, patterns):
+    """Key columns read back as the exact strings that name the run files, in every table."""
+    configs = tuple(_vary_config_with_hash(p) for p in patterns)
+    toy = dataclasses.replace(TOY, quick=Sweep(configs, seeds=(0, 1)))
+    hashes = [c.config_hash() for c in configs for _ in (0, 1)]
+    for attempt in range(2):  # the first run computes, the rerun reads the run files back
+        result = run_experiment(toy, tmp_path, progress=False)
+        assert result.n_computed == (len(hashes) if attempt == 0 else 0)
+        assert pd.read_parquet(tmp_path / "toy.parquet")["config_hash"].tolist() == hashes
+        # The CSV alone (as without pyarrow); the rerun then rebuilds the missing Parquet.
+        (tmp_path / "toy.parquet").unlink()
+        assert read_table(tmp_path, "toy")["config_hash"].tolist() == hashes
+    assert read_table(tmp_path, "toy")["value"].tolist() == [
+        expected_value(2, s, 0) for _ in configs for s in (0, 1)]
+
+
+# --------------------------------------------------------------------------- atomic writes
+@pytest.mark.parametrize("fail", ["data", "sidecar"])
+def test_failure_between_write_and_rename_recomputes_exactly_that_unit(tmp_path, monkeypatch,
+                                                                      fail):
+    """A write that dies before its rename leaves no temporary, no half file, no false resume."""
+    toy = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0, 1)))
+    last = units_of(toy.quick)[-1].key
+    target = f"{last}.csv" if fail == "data" else f"{last}.json"
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == target:
+            raise OSError(28, "No space left on device (injected)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="injected"):
+        run_experiment(toy, tmp_path, progress=False)
+    monkeypatch.undo()
+    runs = tmp_path / "toy" / "runs"
+    assert not list(runs.glob(".*.tmp"))
+    assert (runs / f"{last}.csv").exists() == (fail == "sidecar")
+    assert not (runs / f"{last}.json").exists()
+    assert not (tmp_path / "toy.csv").exists()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_experiment(toy, tmp_path, progress=False)
+    assert (result.n_computed, result.n_skipped) == (1, 3)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RunFileWarning)]
+    assert ([m for m in messages if f"{last}.csv" in m] != []) == (fail == "sidecar")
+    fresh = run_experiment(toy, tmp_path / "fresh", progress=False)
+    pd.testing.assert_frame_equal(drop_provenance(read_table(tmp_path, "toy")),
+                                  drop_provenance(read_table(tmp_path / "fresh", "toy")))
+    assert fresh.n_computed == 4
+
+
+def test_sigkill_during_a_write_recomputes_exactly_that_unit(tmp_path):
+    """SIGKILL while the third run file (0.7 MB) is half written: the rerun redoes that unit."""
+    big = dataclasses.replace(BIG, quick=Sweep(SWEEP.configs[:3], seeds=(0,)))
+    out = tmp_path / "out"
+    # The child writes large files in two halves, pausing after the first half of the third.
+    child = _child(f"""
+        import os, time
+        import simulations.store as store
+        from simulations.runner import run_experiment
+        from runner_toys import BIG, SWEEP, Sweep
+        import dataclasses
+        real, large = store._write_fully, []
+
+        def write(fd, data):
+            if len(data) > 100_000:
+                large.append(fd)
+                real(fd, data[: len(data) // 2])
+                os.fsync(fd)
+                if len(large) == 3:
+                    time.sleep(60)
+                data = data[len(data) // 2:]
+            real(fd, data)
+
+        store._write_fully = write
+        big = dataclasses.replace(BIG, quick=Sweep(SWEEP.configs[:3], seeds=(0,)))
+        run_experiment(big, {str(out)!r}, progress=False)
+    """)
+    runs = out / "big" / "runs"
+
+    def half_written():
+        return len(list(runs.glob("*.json"))) == 2 and any(
+            p.stat().st_size > 100_000 for p in runs.glob(".*.tmp"))
+
+    _wait_for(half_written, child, "the third file was half written")
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert len(list(runs.glob("*.csv"))) == 2  # the half file never got its final name
+
+    result = run_experiment(big, out, progress=False)
+    assert (result.n_computed, result.n_skipped) == (1, 2)
+    assert not list(runs.glob(".*.tmp"))  # the dead writer's temporary is cleaned up
+    table = read_table(out, "big")
+    assert len(table) == 3 * 20_000
+    assert table["value"].tolist() == [expected_value(T, 0, r) for T in (1, 2, 3)
+                                       for r in range(20_000)]
+
+
+# --------------------------------------------------------------------------- processes
+def _gone(pid: int) -> bool:
+    """True when ``pid`` has exited (a zombie waiting for its new parent counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_of_the_parent_ends_its_workers(tmp_path):
+    """``--jobs 2``: SIGKILL the sweep while both workers are amid a minute-long unit."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    child = _child(f"""
+        from simulations.runner import LocalExecutor, run_experiment
+        from runner_toys import SLEEPY
+        with LocalExecutor(2) as executor:
+            run_experiment(SLEEPY, {str(tmp_path / 'out')!r}, executor=executor, progress=False)
+    """, RUNNER_TOY_MARKERS=str(markers))
+    workers = []
+    try:
+        _wait_for(lambda: len(list(markers.iterdir())) == 2, child, "both workers started")
+        workers = [int(p.name.split("-")[1]) for p in markers.iterdir()]
+        assert child.pid not in workers
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        deadline = time.monotonic() + 5
+        while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in workers if not _gone(pid)] == []
+    finally:
+        for pid in [child.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_the_watchdog_alone_ends_an_orphaned_worker(tmp_path):
+    """Without PR_SET_PDEATHSIG (systems other than Linux) the watchdog thread does the job."""
+    worker = textwrap.dedent("""
+        import os, sys, time
+        from simulations.executors import _tie_to_parent
+        sys.platform = "other-posix"  # skip the Linux-only signal
+        _tie_to_parent(os.getppid())
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    """)
+    parent = _child(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {worker!r}], stdout=open({str(tmp_path / 'pid')!r}, "w"))
+        time.sleep(60)
+    """)
+    pid_file = tmp_path / "pid"
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), parent,
+              "the worker started")
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_second_sweep_on_a_busy_folder_is_refused_and_the_first_completes(tmp_path):
+    """While a sweep writes into a folder, another is refused at once (naming the holder)."""
+    out = tmp_path / "out"
+    child = _child(f"""
+        from simulations.runner import run_experiment
+        from runner_toys import SLOW
+        run_experiment(SLOW, {str(out)!r}, progress=False)
+    """)
+    _wait_for(lambda: len(list((out / "slow" / "runs").glob("*.json"))) >= 1, child,
+              "the first sweep started")
+    with pytest.raises(OutputLocked, match=rf"{re.escape(str(out))}.*process {child.pid}"):
+        run_experiment(SLOW, out, progress=False)
+    assert child.wait(timeout=60) == 0
+    assert len(read_table(out, "slow")) == 12
+    assert run_experiment(SLOW, out, progress=False).n_skipped == 12  # the lock was released
+
+
+# --------------------------------------------------------------------------- reruns
+def test_rerun_with_nothing_to_do_rewrites_nothing(tmp_path, monkeypatch):
+    """No unit to compute: the tables are neither rebuilt nor rewritten."""
+    import simulations.runner as runner
+
+    run_experiment(TOY, tmp_path, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("toy.*")}
+    assert set(before) == {"toy.csv", "toy.parquet", "toy.json"}
+
+    def no_write(*args, **kwargs):
+        raise AssertionError("tables rewritten")
+
+    monkeypatch.setattr(runner, "write_tables", no_write)
+    assert run_experiment(TOY, tmp_path, progress=False).n_computed == 0
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("toy.*")} == before
+    # Negative control: a table that no longer matches its manifest is rebuilt.
+    (tmp_path / "toy.csv").write_text("garbage\n")
+    with pytest.raises(AssertionError, match="tables rewritten"):
+        run_experiment(TOY, tmp_path, progress=False)
+
+
+def test_resumed_units_of_other_code_are_reported(tmp_path, monkeypatch):
+    """Units resumed from another commit are kept, but warned about and listed."""
+    import simulations.runner as runner
+
+    toy = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0,)))
+    run_experiment(toy, tmp_path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # negative control: the same code resumes silently
+        same = run_experiment(toy, tmp_path, progress=False)
+    assert same.other_code == () and "other code" not in same.summary()
+
+    monkeypatch.setattr(runner, "git_commit", lambda: "f" * 40)
+    with pytest.warns(RunFileWarning, match="2 resumed unit"):
+        result = run_experiment(toy, tmp_path, progress=False)
+    assert (result.n_computed, result.n_skipped) == (0, 2)
+    assert [k.split(" ")[0] for k in result.other_code] == [u.key for u in units_of(toy.quick)]
+    assert "git_commit" in result.other_code[0] and "ffffffffffff" in result.other_code[0]
+    line = result.summary().splitlines()[-1]
+    assert "resumed 2 unit(s) computed by other code" in line
+    assert all(u.key in line for u in units_of(toy.quick))
+
+
+# --------------------------------------------------------------------------- options
+@pytest.mark.parametrize("make", [lambda: LocalExecutor(2),
+                                  lambda: DaskExecutor(1, processes=False)],
+                         ids=["local-2-processes", "dask-localcluster"])
+def test_options_reach_the_run_function_and_stay_out_of_the_hash(tmp_path, make):
+    """``options`` are passed as keywords, in this process and through the executors."""
+    toy = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0, 1)))
+    run_experiment(toy, tmp_path / "seq", options={"rows": 2, "scale": 3.0}, progress=False)
+    with make() as executor:
+        run_experiment(toy, tmp_path / "par", options={"rows": 2, "scale": 3.0},
+                       executor=executor, progress=False)
+    expected = [expected_value(T, s, r, 3.0) for T in (1, 2) for s in (0, 1) for r in (0, 1)]
+    for folder in ("seq", "par"):
+        assert read_table(tmp_path / folder, "toy")["value"].tolist() == expected
+    # Execution options do not name runs: other option values resume the same files.
+    again = run_experiment(toy, tmp_path / "seq", options={"scale": 5.0}, progress=False)
+    assert again.n_computed == 0
+
+
+def test_an_unknown_option_fails_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"\['device'\].*toy.*rows, scale"):
+        run_experiment(TOY, out, options={"device": "cpu", "rows": 2}, progress=False)
+    with pytest.raises(ValueError, match="accepts: none"):
+        run_experiment(SLOW, out, options={"rows": 2}, progress=False)
+    with LocalExecutor(1) as executor, pytest.raises(TypeError, match="'scale' must be picklable"):
+        run_experiment(TOY, out, options={"scale": lambda: 1.0}, executor=executor,
+                       progress=False)
+    assert not out.exists()
+
+
+def test_experiment_options_must_be_keyword_names():
+    with pytest.raises(TypeError, match="options"):
+        dataclasses.replace(TOY, options=["rows"])
+    with pytest.raises(ValueError, match="seeds"):
+        dataclasses.replace(TOY, options=("seeds",))
