@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from figures import plots
+from figures import plots, schemes
 from figures.io import read_table
 from figures.style import save_figure
 
@@ -21,6 +21,10 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
     "phase": (("phase_diagram", plots.plot_phase),),
     "rate": (("adaptation_rate", plots.plot_rate),),
     "landscape": (("landscape", plots.plot_landscape),),
+    "schemes": (("schemes_budget", schemes.plot_schemes_budget),
+                ("schemes_n", schemes.plot_schemes_n),
+                ("schemes_forgetting", schemes.plot_schemes_forgetting),
+                ("schemes_perturbation", schemes.plot_schemes_perturbation)),
 }
 
 #: Where ``publish`` copies the PNGs the README shows.
