@@ -18,6 +18,7 @@ from figures.style import OKABE_ITO, REFERENCE_COLOR, house_style
 __all__ = [
     "scheme_style",
     "crossing_summary",
+    "crossing_lines",
     "plot_schemes_budget",
     "plot_schemes_n",
     "plot_schemes_forgetting",
@@ -106,6 +107,19 @@ def _line(ax, rows: pd.DataFrame, x: str, label: str) -> None:
                         linewidth=0)
 
 
+def crossing_lines(summary: pd.DataFrame, schemes: list[str]) -> list[str]:
+    """One line per ``n``: the schemes grouped by the median budget at which they cross."""
+    lines = []
+    for n, rows in summary[summary["scheme"].isin(schemes)].groupby("n", sort=True):
+        groups: dict[str, list[str]] = {}
+        for r in rows.itertuples():
+            key = "never" if r.crossed == 0 else f"{r.median_budget:.0f} ({r.crossed}/{r.seeds})"
+            groups.setdefault(key, []).append(r.scheme)
+        lines.append(f"{_n_label(n)}: " + "; ".join(f"{key}: {', '.join(names)}"
+                                                  for key, names in groups.items()))
+    return lines
+
+
 def plot_schemes_budget(table: pd.DataFrame, sigma: float | None = None):
     """Excess loss on the new task against the parameter budget, per base and ``n``.
 
@@ -120,9 +134,10 @@ def plot_schemes_budget(table: pd.DataFrame, sigma: float | None = None):
     -------
     matplotlib.figure.Figure
         Rows: SR, LoRA-ML; columns: the smallest and largest ``n`` and the population (when
-        present). The dashed line is the LoRA-ML base's exact rank-k loss; in the SR panels the
-        dotted line marks ``2 d k (T + 1)`` and the box gives the median budget at which each
-        scheme from SR first goes below the dashed line (over the seeds that do).
+        present). The dashed line is the LoRA-ML base's exact rank-k loss; the dotted line
+        marks ``2 d k (T + 1)``. The text under the panels gives, per ``n``, the median budget
+        at which each scheme from SR first goes below the dashed line (over the seeds that
+        do; "never" when none does within the budgets run).
     """
     import matplotlib.pyplot as plt
 
@@ -136,8 +151,10 @@ def plot_schemes_budget(table: pd.DataFrame, sigma: float | None = None):
     d, k, T = (int(rows[c].iloc[0]) for c in ("d", "k", "T"))
     summary = crossing_summary(rows)
     with house_style():
-        fig, axes = plt.subplots(2, len(ns), figsize=(4.3 * len(ns), 7.2), squeeze=False,
-                                 sharex=True, layout="constrained")
+        fig = plt.figure(figsize=(4.3 * len(ns), 8.6), layout="constrained")
+        grid = fig.add_gridspec(3, len(ns), height_ratios=[1.0, 1.0, 0.3])
+        axes = np.array([[fig.add_subplot(grid[i, j]) for j in range(len(ns))]
+                         for i in range(2)])
         for i, base in enumerate(BASES):
             for j, n in enumerate(ns):
                 ax = axes[i, j]
@@ -149,29 +166,26 @@ def plot_schemes_budget(table: pd.DataFrame, sigma: float | None = None):
                 target = rows[rows["n"] == n]["target_loss"].mean()
                 ax.axhline(max(target, LOG_FLOOR), color=REFERENCE_COLOR, linestyle="--",
                            linewidth=1.2, label=f"LoRA-ML base, exact rank {k}")
+                ax.axvline(2 * d * k * (T + 1), color=REFERENCE_COLOR, linestyle=":",
+                           linewidth=1.0)
                 ax.set_yscale("log")
                 ax.set_title(f"{base} base, {_n_label(n)}")
-                if base == "SR":
-                    ax.axvline(2 * d * k * (T + 1), color=REFERENCE_COLOR, linestyle=":",
-                               linewidth=1.0)
-                    cross = summary[(summary["n"] == n) & summary["scheme"].isin(shown)]
-                    text = "\n".join(
-                        f"{r.scheme}: " + ("none" if r.crossed == 0 else
-                                           f"{r.median_budget:.0f} ({r.crossed}/{r.seeds})")
-                        for r in cross.itertuples())
-                    ax.text(0.02, 0.03, "crosses the dashed line at\n" + text,
-                            transform=ax.transAxes, ha="left", va="bottom", fontsize=6.5,
-                            bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0})
                 if j == 0:
                     ax.set_ylabel("excess loss on the new task")
                 if i == 1:
                     ax.set_xlabel("trainable parameters (rank-r LoRA: 2dr)")
+        note = fig.add_subplot(grid[2, :])
+        note.axis("off")
+        note.text(0.0, 1.0, "From SR, first budget below the dashed line (median over the seeds "
+                  "that cross):\n" + "\n".join(crossing_lines(summary[summary["n"].isin(ns)],
+                                                              shown)),
+                  transform=note.transAxes, ha="left", va="top", fontsize=7.5)
         handles, labels = axes[1, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=4)
         fig.suptitle(f"Adaptation schemes at equal parameter budget (d={d}, k={k}, T={T}, "
                      f"sigma={rows['sigma'].iloc[0]:g}; mean and min-max over seeds)\n"
-                     f"dotted: 2dk(T+1) = {2 * d * k * (T + 1)}, below which no scheme from SR "
-                     "reaches the new task")
+                     f"dotted: 2dk(T+1) = {2 * d * k * (T + 1)}, below which no factorised "
+                     "scheme from SR reaches the new task")
     return fig
 
 

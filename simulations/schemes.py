@@ -61,6 +61,8 @@ COLUMNS: tuple[str, ...] = (
 #: Scheme-specific numbers copied from ``SchemeResult.info`` into columns.
 INFO_COLUMNS: tuple[str, ...] = ("rank", "alpha", "beta", "steps", "harmful_gain",
                                   "task_loss_lost")
+#: Fine-tuning sample sizes of the full sweep (the quick one uses the config's default).
+FULL_N_GRID: tuple[int, ...] = (12, 20, 50, 100, 200, 500, 1000, 5000)
 #: The target: exact rank-k LoRA from the LoRA-ML base.
 TARGET_SCHEME = "lora-exact"
 
@@ -99,7 +101,7 @@ class SchemesConfig(ExperimentConfig):
     k: int = 1
     N: int = 1000
     sigma: float = 0.1
-    n_grid: tuple[int, ...] = field(default=(20, 50, 200, 1000))
+    n_grid: tuple[int, ...] = field(default=(12, 20, 50, 200, 1000))
     population: bool = True
     max_rank: int = 5
     ft_steps: int = 1000
@@ -219,8 +221,8 @@ EXPERIMENT = Experiment(
     claim="From A_SR no scheme with fewer than k(T+1) rank-equivalent parameters reaches the "
           "new task (Theorem 1's floor); from the LoRA-ML base rank k suffices for every scheme.",
     run=run_schemes,
+    # Quick differs from full in N, the n grid and the number of seeds.
     quick=Sweep((SchemesConfig(), SchemesConfig(sigma=1.0)), seeds=(0, 1, 2)),
-    full=Sweep((SchemesConfig(N=5000, n_grid=(20, 50, 100, 200, 500, 1000, 5000)),
-                SchemesConfig(N=5000, sigma=1.0, n_grid=(20, 50, 100, 200, 500, 1000, 5000))),
-               seeds=tuple(range(10))),
+    full=Sweep(tuple(SchemesConfig(N=5000, sigma=sigma, n_grid=FULL_N_GRID)
+                     for sigma in (0.1, 1.0)), seeds=tuple(range(10))),
 )

@@ -42,13 +42,16 @@ def test_budget_figure_has_a_panel_per_base_and_n_with_crossings(table):
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 6  # SR and LoRA-ML x (smallest n, largest n, population)
     assert all(ax.get_yscale() == "log" for ax in axes)
-    texts = [t.get_text() for ax in axes for t in ax.texts]
-    assert sum("crosses the dashed line" in t for t in texts) == 3
-    # The annotation reports the table's crossings (population: median over crossing seeds).
+    (note,) = [t.get_text() for ax in fig.axes for t in ax.texts]
+    lines = note.splitlines()
+    assert lines[0].startswith("From SR, first budget below the dashed line")
+    assert [line.split(":")[0] for line in lines[1:]] == ["n = 8", "n = 30", "population"]
+    # The note reports the table's crossings (population: median over crossing seeds).
     pop = crossing_summary(table[table["sigma"] == CONFIG.sigma])
     row = pop[np.isinf(pop["n"]) & (pop["scheme"] == "lora-exact")].iloc[0]
     assert row["crossed"] == 2 and row["median_budget"] <= CATCH_UP
-    assert any(f"lora-exact: {row['median_budget']:.0f} (2/2)" in t for t in texts)
+    group = f"{row['median_budget']:.0f} (2/2): "
+    assert group in lines[3] and "lora-exact" in lines[3].split(group)[1].split(";")[0]
 
 
 def test_n_figure_has_a_row_per_noise_level(table):

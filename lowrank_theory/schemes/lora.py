@@ -291,7 +291,7 @@ class MixtureOfAdapters(AdaptationScheme):
                 c, it = self._weights_with_fresh(stats, A, D, rank, c)
         mix = np.tensordot(c, D, axes=1)
         fresh = reduced_rank_update(stats, A + mix, rank)[0] if rank else np.zeros((d, d))
-        delta = np.tensordot(c, D, axes=1) + fresh
+        delta = mix + fresh
         info = {"rank": rank, "n_adapters": m, "iterations": it, "weights": tuple(c.tolist())}
         return Update(delta, self.rank_budget(rank, d), info)
 
