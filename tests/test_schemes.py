@@ -193,15 +193,19 @@ def test_adaptive_rank_beats_the_full_budget_at_small_n():
 
 
 # --------------------------------------------------------------------------- mixture
+def mixture_problem(fam, new, n, seed):
+    """LoRA-ML's base and adapters, the sample, and the design of the weights on raw samples."""
+    fit = lt.fit_lora_ml(fam, K)
+    X, Y = sample_of(new, n, seed)
+    return fit.A, fit.deltas, X, Y, np.stack([(X @ Dt.T).ravel() for Dt in fit.deltas], axis=1)
+
+
 def test_mixture_weights_match_a_least_squares_solve_on_raw_samples(setup, global_random_seed):
     """With budget m (no fresh rank), c = argmin_c sum_i ||y_i - (A + sum_t c_t D_t) x_i||^2,
     solved here by lstsq on the vectorised samples."""
     fam, new = setup
-    fit = lt.fit_lora_ml(fam, K)
-    A, Ds = fit.A, fit.deltas
     n = 40
-    X, Y = sample_of(new, n, global_random_seed)
-    design = np.stack([(X @ Dt.T).ravel() for Dt in Ds], axis=1)
+    A, Ds, X, Y, design = mixture_problem(fam, new, n, global_random_seed)
     c_ref = np.linalg.lstsq(design, (Y - X @ A.T).ravel(), rcond=None)[0]
     res = S.MixtureOfAdapters(Ds).adapt(A, new, T, n=n, seed=global_random_seed)
     assert res.info["rank"] == 0 and res.params == T
@@ -211,14 +215,11 @@ def test_mixture_weights_match_a_least_squares_solve_on_raw_samples(setup, globa
 
 
 def test_mixture_with_a_fresh_adapter_is_a_joint_stationary_point(setup, global_random_seed):
-    """At the end of the alternation the weights are the least squares given the fresh adapter
-    and the fresh adapter is the brute-force RRR given the weights (raw samples)."""
+    """At the optimum the weights are the least squares given the fresh adapter and the fresh
+    adapter is the brute-force RRR given the weights (raw samples)."""
     fam, new = setup
-    fit = lt.fit_lora_ml(fam, K)
-    A, Ds = fit.A, fit.deltas
     n = 60
-    X, Y = sample_of(new, n, global_random_seed)
-    design = np.stack([(X @ Dt.T).ravel() for Dt in Ds], axis=1)
+    A, Ds, X, Y, design = mixture_problem(fam, new, n, global_random_seed)
 
     def stationarity(res):
         c = np.asarray(res.info["weights"])
@@ -358,7 +359,11 @@ def test_interpolation_helps_a_noisy_full_fine_tune_at_small_n():
         interp.append(S.WeightInterpolation().adapt(fam.A_star, new, D * D, n=14, seed=seed).loss)
     assert np.mean(interp) < 0.8 * np.mean(full)
     fam = TaskFamily.random(D, K, T, seed=0)
-    assert S.WeightInterpolation().adapt(fam.A_star, fam.new_task(seed=1), D * D).info["alpha"] == 1.0
+    res = S.WeightInterpolation().adapt(fam.A_star, fam.new_task(seed=1), D * D)
+    assert res.info["alpha"] == 1.0 and res.params == D * D
+    # The dense update costs d^2 whatever the budget's rank.
+    with pytest.raises(ValueError, match=f"budget must be >= {D * D}"):
+        S.WeightInterpolation().adapt(fam.A_star, fam.new_task(seed=1), D * D - 1)
 
 
 # --------------------------------------------------------------------------- perturbation

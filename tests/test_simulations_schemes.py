@@ -1,6 +1,5 @@
 """Tests of simulations/schemes.py: the ``schemes`` experiment's table and the claims it shows."""
 
-import contextlib
 import math
 
 import numpy as np
@@ -17,18 +16,6 @@ from simulations.schemes import COLUMNS, EXPERIMENT, SchemesConfig, run_schemes
 
 SMALL = SchemesConfig(d=6, T=3, k=1, N=300, n_grid=(10,), max_rank=5, ft_steps=30,
                       subspace_steps=(0, 20))
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1)
-    with limits:
-        yield
 
 
 @pytest.fixture(scope="module")
