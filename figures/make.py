@@ -30,7 +30,8 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
 #: Where ``publish`` copies the PNGs the README shows.
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 #: The figures the README shows (the per-parameter ``vary_*`` figures repeat the ``vary`` grid).
-PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape")
+PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape",
+                             "schemes_budget")
 
 
 def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = None,
