@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from figures import plots
+from figures import plots, schemes
 from figures.io import load_table, locate_table
 from figures.style import FORMATS, save_figure
 from simulations.store import atomic_write_text
@@ -33,15 +33,20 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
     "phase": (("phase_diagram", plots.plot_phase),),
     "rate": (("adaptation_rate", plots.plot_rate),),
     "landscape": (("landscape", plots.plot_landscape),),
+    "schemes": (("schemes_budget", schemes.plot_schemes_budget),
+                ("schemes_n", schemes.plot_schemes_n),
+                ("schemes_forgetting", schemes.plot_schemes_forgetting),
+                ("schemes_perturbation", schemes.plot_schemes_perturbation)),
 }
 
 #: Where ``publish`` copies the PNGs the README shows.
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 #: The figures the README shows (the per-parameter ``vary_*`` figures repeat the ``vary`` grid).
-PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape")
+PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape",
+                             "schemes_budget")
 #: Modules whose source decides what a figure looks like; a change to one redraws the figures.
-DRAWING_MODULES: tuple[str, ...] = ("figures.make", "figures.plots", "figures.style",
-                                    "simulations.configs")
+DRAWING_MODULES: tuple[str, ...] = ("figures.make", "figures.plots", "figures.schemes",
+                                    "figures.style", "simulations.configs")
 #: Name of the record of drawn figures in the figure folder.
 MANIFEST_NAME = "manifest.json"
 

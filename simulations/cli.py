@@ -16,7 +16,7 @@ from lowrank_theory.cli import int_at_least
 
 #: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
 #: ``simulations.experiments`` has the same names; a test keeps the two in step).
-EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape")
+EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape", "schemes")
 #: ``--executor`` choices.
 EXECUTOR_NAMES: tuple[str, ...] = ("local", "dask")
 

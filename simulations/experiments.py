@@ -42,6 +42,7 @@ from simulations.configs import (
     vary_configs,
 )
 from simulations.runner import Experiment
+from simulations.schemes import EXPERIMENT as SCHEMES
 
 #: Relative threshold for the numerical rank of ``A^ - A*``: errors below 1e-6 of the largest
 #: singular value are solver round-off (the exact solvers stop near 1e-13 relative objective).
@@ -277,5 +278,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             full=Sweep((LandscapeConfig(T=2, starts=200), LandscapeConfig(T=3, starts=200)),
                        seeds=(0, 1, 2)),
         ),
+        SCHEMES,
     )
 }
