@@ -17,12 +17,6 @@ small_sources = st.one_of(
 )
 
 
-@pytest.fixture(autouse=True)
-def _single_threaded_blas():
-    with th._single_threaded_blas():
-        yield
-
-
 @given(small_sources, st.data())
 def test_lower_bound_below_lora_ml_everywhere(source, data):
     """The lam = 0 relaxation value bounds the symmetric LoRA-ML objective from below at every
