@@ -231,10 +231,10 @@ def check_zero_saddle(
     if isinstance(source, TaskFamily) and source.isotropic:
         M = source.offsets
         spread = max(float(np.linalg.eigvalsh(Mt - M.mean(axis=0))[-1]) for Mt in M)
-        predicted_value = min(2.0 * source.T, -4.0 * spread)
+        predicted_value = min(2.0 * source.T, -4.0 * spread) + 0.0  # + 0.0: no "-0" in the text
         value_ok = abs(curv.min_eigenvalue - predicted_value) <= SADDLE_VALUE_RTOL * norm
         predicted = predicted_value / norm
-        closed = f", closed form -4 max_t lambda_max(M_t - mean M)={-4.0 * spread:.4g}"
+        closed = f", closed form -4 max_t lambda_max(M_t - mean M)={predicted_value:.4g}"
     stationary = grad_rel <= STATIONARY_RTOL
     ok = stationary and value_ok and rel < -CURVATURE_RTOL
     m = margin(CURVATURE_RTOL, -rel) if rel < 0 else -MARGIN_CAP

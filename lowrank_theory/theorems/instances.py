@@ -368,7 +368,8 @@ def _run_paper_protocol(rng, s):
 SCALING_HEURISTIC = {"N": -0.5, "d": 1.0, "T": -0.5}
 #: Base point (d, T, N) and the sweep values of the finite-sample checks.
 SCALING_BASE = (4, 3, 1000)
-SCALING_SWEEPS = {"ns": (250, 1000, 4000), "ds": (3, 6, 12), "Ts": (3, 6, 12)}
+SCALING_SWEEPS = {"ns": (250, 1000, 4000, 16_000), "ds": (4, 8, 16), "Ts": (3, 6, 12)}
+_SWEEP_POINTS = sum(len(v) for v in SCALING_SWEEPS.values())
 
 
 def _lora_ml_estimate(data: TaskData) -> NDArray:
@@ -381,8 +382,9 @@ def _a_star(family: TaskFamily) -> NDArray:
 
 def _run_scaling(estimator, target, name, label):
     def run(rng, s):
-        sweeps = em.sample_scaling_errors(estimator, target, base=SCALING_BASE,
-                                          n_reps=max(1, s.families // 9), seed=rng, **SCALING_SWEEPS)
+        n_reps = max(1, s.families // _SWEEP_POINTS)
+        sweeps = em.sample_scaling_errors(estimator, target, base=SCALING_BASE, n_reps=n_reps,
+                                          seed=rng, **SCALING_SWEEPS)
         return em.check_sample_scaling(name, label, sweeps, SCALING_HEURISTIC)
     return run
 
@@ -560,7 +562,12 @@ def _c_scaling(estimator, target, name, label):
 
 
 def _c_relaxation(seed):
-    fam = TaskFamily.collinear(d=4, k=1, T=3, seed=_rng(seed, 1000))
+    # Offsets c_t q q^T with c = (1, 2, 3): the relaxation's limit is the largest-trace base
+    # A* + min_t c_t q q^T, far from A*.
+    rng = _rng(seed, 1000)
+    base = TaskFamily.random(d=4, k=1, T=1, seed=rng)
+    q = base.U_star[0] / np.linalg.norm(base.U_star[0])
+    fam = TaskFamily(base.A_star, np.sqrt([1.0, 2.0, 3.0])[:, None, None] * q[None])
     return em.check_relaxation(fam, expect_recovery=True)
 
 
@@ -608,9 +615,11 @@ class CheckSpec:
 
 _SR_NEW = InstanceSettings(RANDOM, (10, 10), (1, 1), (3, 3), 3, starts=1,
                            notes="one new task per family (U*_new with N(0, 1) entries)")
-_SCALING = InstanceSettings(RANDOM, (3, 12), (1, 1), (3, 12), 36, samples=(250, 4000),
-                            notes="one-way sweeps from (d, T, N) = (4, 3, 1000): N in {250, 1000, "
-                            "4000}, d in {3, 6, 12}, T in {3, 6, 12}; families / 9 per value")
+_SCALING = InstanceSettings(
+    RANDOM, (4, 16), (1, 1), (3, 12), 4 * _SWEEP_POINTS, samples=(250, 16_000),
+    notes=f"one-way sweeps from (d, T, N) = {SCALING_BASE}: "
+    f"N in {SCALING_SWEEPS['ns']}, d in {SCALING_SWEEPS['ds']}, T in {SCALING_SWEEPS['Ts']}; "
+    f"families / {_SWEEP_POINTS} per value; in the N sweep each family keeps its parameters")
 _EXACT_LS = "closed form (scipy.linalg.solve) against numpy.linalg.lstsq"
 _FT_EXACT = "fine_tune(method='exact'): Eckart-Young (population), reduced-rank regression (n samples)"
 _LBFGS_STARTS = "fit_lora_ml(method='lbfgs') from N(0, 1) starts, Newton-polished"
@@ -675,12 +684,14 @@ _SPECS = (
               "paper_round x 3000 (fit_lora_ml(method='paper')); end points Newton-polished, certified",
               "1 (all runs explained)", "fraction of runs at A* or a certified spurious minimum",
               _c_paper_protocol, "collinear offsets (a continuum of minima)"),
-    CheckSpec("recovery-boundary", "info", "recovery iff first-order identifiable", "6.2", 24,
+    CheckSpec("recovery-boundary", "info", "recovery only where first-order identifiable", "6.2",
+              24,
               _run_boundary,
               InstanceSettings(RANDOM, (3, 6), (1, 5), (2, 5), 8, starts=2,
                                notes="k uniform in 1..d-1; plus (d, k, T) = (3, 1, 4), (4, 2, 4)"),
               "fit_lora_ml (exact) and fit_lora_ml(method='lbfgs') from N(0, 1) starts",
-              "1 (predictor right on every instance)", "fraction predicted right",
+              "1 (no recovery outside the predictor)",
+              "fraction of instances consistent with the predictor",
               _c_boundary, "column independence as the predictor"),
     CheckSpec("independence-needed", "info", "without independence, recovery fails", "6.2", 10,
               _run_independence,
@@ -745,7 +756,8 @@ _SPECS = (
     CheckSpec("sample-scaling-sr", "info", "SR's |A_SR^ - A_SR| ~ N^(-1/2)", "11", 26,
               _run_scaling(standard_retraining, standard_retraining, "sample-scaling-sr",
                            "A_SR^ - A_SR"),
-              _SCALING, "standard_retraining on N samples per task, against the population's",
+              replace(_SCALING, families=8 * _SWEEP_POINTS),
+              "standard_retraining on N samples per task, against the population's",
               "-1/2 (log-log slope in N)", "fitted slope in N",
               _c_scaling(standard_retraining, standard_retraining, "sample-scaling-sr",
                          "A_SR^ - A_SR"),
@@ -755,7 +767,7 @@ _SPECS = (
                                notes="per 3 families: T = 3 population, a sample of it, T = 2"),
               "cvxpy (trace relaxation) and fit_lora_ml (exact)",
               "lower bound (relaxation, lam = 0)", "F of LoRA-ML",
-              _c_relaxation, "collinear offsets with recovery expected"),
+              _c_relaxation, "collinear offsets (c = 1, 2, 3) with recovery expected"),
     CheckSpec("hessian-exact", "consistency", "exact Hessian vs Taylor remainders and Lanczos", "14",
               19, _run_hessian,
               InstanceSettings(RANDOM, (2, 5), (1, 1), (1, 3), 6, (None, 5.0), samples=(40, 40),
