@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import points, samples, seeds, task_families
+from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
 from lowrank_theory import relaxation as rx
@@ -15,6 +16,14 @@ small_sources = st.one_of(
     task_families(T=st.integers(1, 3), d=st.integers(2, 4), covariance=True),
     samples(task_families(T=st.integers(1, 3), d=st.integers(2, 4))),
 )
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded_blas():
+    """One BLAS thread: conftest's import-time limit misses the OpenBLAS that scipy.optimize
+    loads later, and on 2 busy cores its threads make L-BFGS-B's tiny calls ~30x slower."""
+    with threadpool_limits(1):
+        yield
 
 
 @given(small_sources, st.data())

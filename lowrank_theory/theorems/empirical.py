@@ -62,7 +62,8 @@ __all__ = [
     "check_relaxation",
 ]
 
-#: Singular values of the first-order map below this fraction of the largest count as zero.
+#: Singular values of the first-order map below this fraction of the largest (at least 1) count
+#: as zero.
 KERNEL_RTOL = 1e-9
 #: Objective, relative to the value scale, below which a fitted point counts as a zero-loss
 #: point when locating the recovery boundary: the solvers reach ~1e-26 at true zero-loss points,
@@ -122,7 +123,9 @@ def first_order_kernel_dimension(family: TaskFamily) -> int:
     basis = basis + np.swapaxes(basis, 1, 2)
     images = np.concatenate([(p @ basis @ p).reshape(rows.size, -1) for p in P], axis=1)
     s = scipy.linalg.svdvals(images)
-    return int(rows.size - np.sum(s > KERNEL_RTOL * s[0]))
+    # The basis and the projectors have unit scale, so the map's non-zero singular values are
+    # O(1): an absolute floor also catches the all-round-off map of full-rank offsets (k = d).
+    return int(rows.size - np.sum(s > KERNEL_RTOL * max(s[0], 1.0)))
 
 
 def first_order_identifiable(family: TaskFamily) -> bool:
