@@ -789,6 +789,13 @@ def _names(only: Sequence[str] | None) -> list[str]:
     return names
 
 
+def _named(spec: CheckSpec, res: CheckResult) -> CheckResult:
+    if res.kind != spec.kind:
+        raise RuntimeError(f"{spec.name}: the check reported kind {res.kind!r}, the registry "
+                           f"says {spec.kind!r}; make the two agree.")
+    return replace(res, name=spec.name)
+
+
 def run_checks(
     seed: int = 0, only: Sequence[str] | None = None, thorough: bool = False,
     progress: Callable[[CheckResult, float], None] | None = None,
@@ -822,8 +829,7 @@ def run_checks(
     for name in _names(only):
         spec = CHECKS[name]
         start = time.perf_counter()
-        res = spec.runner(_rng(seed, spec.key), spec.settings.scaled(scale))
-        res = replace(res, name=spec.name, kind=spec.kind)
+        res = _named(spec, spec.runner(_rng(seed, spec.key), spec.settings.scaled(scale)))
         results.append(res)
         if progress is not None:
             progress(res, time.perf_counter() - start)
@@ -847,7 +853,7 @@ def run_controls(
     for name in _names(only):
         spec = CHECKS[name]
         start = time.perf_counter()
-        res = replace(spec.control(seed), name=spec.name, kind=spec.kind)
+        res = _named(spec, spec.control(seed))
         results.append(res)
         if progress is not None:
             progress(res, time.perf_counter() - start)

@@ -59,7 +59,7 @@ GLOSSARY = {
 }
 
 _SYMBOL_RE = {
-    sym: re.compile(r"(?<![A-Za-z0-9_*^])" + re.escape(sym) + r"(?![A-Za-z0-9_*^(])")
+    sym: re.compile(r"(?<![A-Za-z0-9_*^])" + re.escape(sym) + r"(?![A-Za-z0-9_*^])")
     for sym in GLOSSARY
 }
 
