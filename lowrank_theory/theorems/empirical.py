@@ -210,6 +210,8 @@ PROTOCOL_OUTCOMES = (
     "reached A*", "converging to A*", "stalled at a spurious minimum",
     "heading to a spurious minimum", "zero loss elsewhere", "diverged",
 )
+#: Loss conventions the paper protocol's step sizes can refer to (see paper_protocol_runs).
+PROTOCOL_CONVENTIONS = ("paper", "project")
 #: The outcomes Theorem 3 and the landscape explain (the others make the info check fail).
 EXPLAINED_OUTCOMES = PROTOCOL_OUTCOMES[:4]
 #: L-BFGS iterations that continue the descent from an end point still moving after the rounds.
@@ -284,6 +286,7 @@ def _classify_run(family: TaskFamily, A: NDArray, U: NDArray) -> str:
 def paper_protocol_runs(
     families: Sequence[TaskFamily], n_paper: int = 2, n_normal: int = 2,
     rounds: int = PAPER_ROUNDS, seed: int | np.random.Generator | None = 0,
+    convention: str = "paper",
 ) -> list[ProtocolRun]:
     """Run the paper's block-coordinate descent on population families and classify the ends.
 
@@ -291,8 +294,8 @@ def paper_protocol_runs(
     ``N(0, 0.1^2)`` entries) and ``n_normal`` starts with ``N(0, 1)`` entries in ``A0`` and
     ``U0``; all runs advance together, ``rounds`` rounds of
     :func:`~lowrank_theory.lora_ml.paper_round` (10 steps of size 0.003 on every ``U_t``, then
-    one step of size 0.03 on ``A``: the rounds of ``fit_lora_ml(method="paper")``, in the
-    project's loss convention). Each end point is classified (:class:`ProtocolRun`).
+    one step of size 0.03 on ``A``: the rounds of ``fit_lora_ml(method="paper")``). Each end
+    point is classified (:class:`ProtocolRun`).
 
     Parameters
     ----------
@@ -303,6 +306,10 @@ def paper_protocol_runs(
     rounds : int, default=3000
         The paper's number of rounds.
     seed : int, Generator or None
+    convention : {"paper", "project"}, default="paper"
+        Which objective the step sizes apply to: the paper's half squared error averaged over
+        tasks, ``F / (2T)`` (so each step on ``F`` is ``1 / (2T)`` of the nominal size), or the
+        project's ``F`` (docs/theory.md, section 3.3).
 
     Returns
     -------
@@ -318,6 +325,10 @@ def paper_protocol_runs(
     n_paper = check_int(n_paper, "n_paper", minimum=0)
     n_normal = check_int(n_normal, "n_normal", minimum=0)
     rounds = check_int(rounds, "rounds", minimum=0)
+    if convention not in PROTOCOL_CONVENTIONS:
+        raise ValueError(f"convention must be one of {PROTOCOL_CONVENTIONS}, got {convention!r}.")
+    # Gradients of F / (2T) are those of F divided by 2T: the same steps, scaled.
+    step = 1.0 / (2 * T) if convention == "paper" else 1.0
     rng = as_seed_generator(seed)
     per = n_paper + n_normal
     starts = (["paper"] * n_paper + ["normal"] * n_normal) * len(families)
@@ -334,8 +345,8 @@ def paper_protocol_runs(
     factors = (U,)
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rounds):
-            A, factors = paper_round(stats, adapter, A, factors, PAPER_INNER_STEPS, PAPER_LR_U,
-                                     PAPER_LR_A)
+            A, factors = paper_round(stats, adapter, A, factors, PAPER_INNER_STEPS,
+                                     step * PAPER_LR_U, step * PAPER_LR_A)
     runs = []
     for i, start in enumerate(starts):
         fam = families[i // per]
@@ -349,14 +360,17 @@ def paper_protocol_runs(
     return runs
 
 
-def check_paper_protocol(runs: Sequence[ProtocolRun], rounds: int = PAPER_ROUNDS) -> CheckResult:
+def check_paper_protocol(
+    runs: Sequence[ProtocolRun], rounds: int = PAPER_ROUNDS, convention: str = "paper"
+) -> CheckResult:
     """Informational: the paper protocol's runs all end at ``A*`` or at a certified spurious minimum.
 
     On instances that satisfy Theorem 3, a run that neither reaches (or is converging to)
     ``A*`` nor stalls at a certified spurious minimum would be unexplained: a zero-loss point
     elsewhere contradicts the theorem, a divergence or a saddle the protocol. The detail
     reports, per kind of start, how many runs reached ``A*`` to ``REACHED_RTOL`` within the
-    rounds and how many stalled at a spurious minimum (docs/theory.md, section 12.2).
+    rounds (with steps in ``convention``, see :func:`paper_protocol_runs`) and how many stalled
+    at a spurious minimum (docs/theory.md, section 12.2).
     """
     if not runs:
         raise ValueError("runs is empty: nothing to report.")
@@ -370,6 +384,7 @@ def check_paper_protocol(runs: Sequence[ProtocolRun], rounds: int = PAPER_ROUNDS
         rest = ", ".join(f"{n} {o}" for o, n in counts.items() if n and o != "reached A*")
         parts.append(f"{label}: {counts['reached A*']}/{len(sub)} reached A* within {rounds} "
                      f"rounds" + (f" ({rest})" if rest else ""))
+    parts[0] = f"steps in the {convention} convention; " + parts[0]
     n_ok = sum(r.outcome in EXPLAINED_OUTCOMES for r in runs)
     frac = n_ok / len(runs)
     bad = sorted({r.outcome for r in runs if r.outcome not in EXPLAINED_OUTCOMES})
