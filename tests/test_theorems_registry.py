@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from lowrank_theory import cli
 from lowrank_theory import theorems as th
-from lowrank_theory.theorems import instances, report
+from lowrank_theory.theorems import instances, registry, report
 from lowrank_theory.theorems.result import make_result
 
 #: The checks added with the kinds and controls; they must hold on every seed tried.
@@ -59,6 +59,25 @@ def test_registry_is_complete_and_consistent():
     assert {n for n, s in th.CHECKS.items() if s.kind == "info"} == {
         "independence-needed", "relaxation", "recovery-paper-protocol", "recovery-boundary",
         "sample-scaling-lora-ml", "sample-scaling-sr"}
+
+
+def test_former_public_names_still_import():
+    """The names of the former single module still import from lowrank_theory.theorems."""
+    former = ["CheckResult", "CHECKS", "check_sr_global_minimum", "check_sr_rank", "check_sr_floor",
+              "check_sr_plateau", "check_truth_global_minimum", "check_rotation_invariance",
+              "check_zero_is_stationary", "check_rank_bound", "check_exact_recovery",
+              "independence_counterexample", "check_independence_needed", "hyperbolic_minimum",
+              "check_hyperbolic_family", "check_strict_saddle", "check_gradient_finds_global",
+              "check_rank_3k_fine_tuning", "check_t1_nonidentifiable", "find_spurious_minimum",
+              "check_spurious_minimum", "check_fine_tuning_rate", "check_relaxation",
+              "check_exact_hessian", "global_minima_from_random_starts", "run_checks", "add_parser"]
+    assert not [name for name in former if not hasattr(th, name)]
+    assert set(th.__all__) <= set(dir(th))
+
+
+def test_every_check_has_a_runner_and_a_control():
+    """The registry, the runners and the controls name the same checks."""
+    assert set(instances.RUNNERS) == set(instances.CONTROLS) == set(th.CHECKS)
 
 
 def test_settings_scale_and_serialise():
@@ -216,5 +235,5 @@ def test_subcommand_modules_do_not_import_the_cli():
 
     imports_cli = re.compile(r"^\s*(from lowrank_theory(\.cli| import cli)\b|import lowrank_theory\.cli)",
                              re.MULTILINE)
-    for module in (instances, report, simulations.cli, neural_cli):
+    for module in (instances, registry, report, simulations.cli, neural_cli):
         assert not imports_cli.search(inspect.getsource(module)), module.__name__

@@ -13,7 +13,8 @@ prints.
 Modules: :mod:`.result` (the record and tolerances), :mod:`.constructions` (closed-form and
 searched points), :mod:`.retraining_checks` (Theorem 1, its corollary, the fine-tuning rate),
 :mod:`.checks` (Theorems 2-4, T = 1, the landscape), :mod:`.empirical` (measurements beyond the
-statements), :mod:`.instances` (instance generators, controls and the registry),
+statements), :mod:`.instances` (instance generators and negative controls), :mod:`.registry` (kinds,
+claims, settings, and the runs),
 :mod:`.report` (the table, the JSON and the ``check`` subcommand).
 """
 
@@ -57,7 +58,8 @@ from .empirical import (
     recovery_outcome,
     sample_scaling_errors,
 )
-from .instances import CHECKS, CheckSpec, InstanceSettings, run_checks, run_controls
+from .instances import InstanceSettings
+from .registry import CHECKS, CheckSpec, run_checks, run_controls
 from .report import GLOSSARY, add_parser, format_table
 from .result import KINDS, MARGIN_CAP, CheckResult
 from .retraining_checks import (

@@ -1,17 +1,15 @@
-"""How each check draws its instances, the negative control it must fail, and the registry.
+"""How each check draws its instances, and the negative control it must fail.
 
-Every entry of :data:`CHECKS` is a :class:`CheckSpec`: the check's kind and claim, the
-section of docs/theory.md that states it, the :class:`InstanceSettings` its runner draws from
-(ranges of d, k and T, covariances, number of families and starts: what ``check --json``
-reports), the solver used, what ``predicted`` and ``measured`` mean, and a negative control --
-a perturbed instance, a violated assumption, or a stub answer -- on which the same check must
-report failure (scikit-learn's check-the-checker pattern; ``tests/test_theorems.py`` walks the
-registry). :func:`run_checks` runs the checks, :func:`run_controls` their controls.
+:class:`InstanceSettings` describe the instances (ranges of d, k and T, covariances, number of
+families and starts, samples); :data:`RUNNERS` maps each check's name to the function that draws
+them from a seed stream and runs the check, :data:`CONTROLS` to its negative control -- a
+perturbed instance, a violated assumption, or a stub answer -- on which the same check must
+report failure (scikit-learn's check-the-checker pattern). The registry
+(:mod:`lowrank_theory.theorems.registry`) pairs both with the check's kind, claim and settings.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -42,13 +40,12 @@ from .result import MARGIN_CAP, CheckResult, aggregate, objective_tolerance
 
 __all__ = [
     "InstanceSettings",
-    "CheckSpec",
-    "CHECKS",
+    "RUNNERS",
+    "CONTROLS",
     "random_covariance",
     "draw_family",
     "collinear_family",
-    "run_checks",
-    "run_controls",
+    "stream",
 ]
 
 
@@ -384,7 +381,7 @@ SCALING_HEURISTIC = {"N": -0.5, "d": 1.0, "T": -0.5}
 #: Base point (d, T, N) and the sweep values of the finite-sample checks.
 SCALING_BASE = (4, 3, 1000)
 SCALING_SWEEPS = {"ns": (250, 1000, 4000, 16_000), "ds": (4, 8, 16), "Ts": (3, 6, 12)}
-_SWEEP_POINTS = sum(len(v) for v in SCALING_SWEEPS.values())
+SWEEP_POINTS = sum(len(v) for v in SCALING_SWEEPS.values())
 
 
 def _lora_ml_estimate(data: TaskData) -> NDArray:
@@ -395,9 +392,14 @@ def _a_star(family: TaskFamily) -> NDArray:
     return family.A_star
 
 
+#: (estimator, target, check name, label) of the two finite-sample checks.
+_LORA_ML_SCALING = (_lora_ml_estimate, _a_star, "sample-scaling-lora-ml", "A^ - A*")
+_SR_SCALING = (standard_retraining, standard_retraining, "sample-scaling-sr", "A_SR^ - A_SR")
+
+
 def _run_scaling(estimator, target, name, label):
     def run(rng, s):
-        n_reps = max(1, s.families // _SWEEP_POINTS)
+        n_reps = max(1, s.families // SWEEP_POINTS)
         sweeps = em.sample_scaling_errors(estimator, target, base=SCALING_BASE, n_reps=n_reps,
                                           seed=rng, **SCALING_SWEEPS)
         return em.check_sample_scaling(name, label, sweeps, SCALING_HEURISTIC)
@@ -415,8 +417,11 @@ def _run_relaxation(rng, s):
 
 
 # --------------------------------------------------------------------------- controls
-def _rng(seed: int, key: int) -> np.random.Generator:
-    # One independent stream per check, so --only NAME reproduces the full run's instances.
+def stream(seed: int, key: int) -> np.random.Generator:
+    """The random stream ``key`` of base seed ``seed``.
+
+    One independent stream per check, so ``--only NAME`` reproduces the full run's instances.
+    """
     return np.random.default_rng(np.random.SeedSequence([int(seed), key]))
 
 
@@ -425,7 +430,7 @@ def _perturb(M: NDArray, rng: np.random.Generator, size: float = 1e-3) -> NDArra
 
 
 def _control_family(seed: int, **kw) -> tuple[np.random.Generator, TaskFamily]:
-    rng = _rng(seed, 1000)
+    rng = stream(seed, 1000)
     return rng, TaskFamily.random(seed=rng, **kw)
 
 
@@ -435,7 +440,7 @@ def _c_sr_global(seed):
 
 
 def _c_sr_rank(seed):
-    return rc.check_sr_rank(TaskFamily.collinear(d=5, k=1, T=3, seed=_rng(seed, 1000)))
+    return rc.check_sr_rank(TaskFamily.collinear(d=5, k=1, T=3, seed=stream(seed, 1000)))
 
 
 def _c_sr_floor(seed):
@@ -461,7 +466,7 @@ def _c_sr_adapt_rank(seed):
 
 def _c_rate(seed):
     return rc.check_fine_tuning_rate(5, 1, ns=(100, 1000, 10_000), n_seeds=5,
-                                     seed=_rng(seed, 1000), base_shift=1.0)
+                                     seed=stream(seed, 1000), base_shift=1.0)
 
 
 def _c_truth(seed):
@@ -476,7 +481,7 @@ def _c_rotation(seed):
 
 
 def _c_zero_saddle(seed):
-    rng = _rng(seed, 1000)
+    rng = stream(seed, 1000)
     fam = TaskFamily.random(d=4, k=1, T=1, seed=rng)
     equal = TaskFamily(fam.A_star, np.repeat(fam.U_star, 2, axis=0))  # T = 2, equal offsets
     return ck.check_zero_saddle(equal, enforce_assumptions=False)
@@ -495,12 +500,12 @@ def _c_rank_bound(seed):
 
 
 def _c_recovery(seed):
-    fam, A_hat, U_hat = independence_counterexample(r=float(_rng(seed, 1000).uniform(0.2, 0.7)))
+    fam, A_hat, U_hat = independence_counterexample(r=float(stream(seed, 1000).uniform(0.2, 0.7)))
     return ck.check_exact_recovery(fam, A_hat, U_hat, enforce_assumptions=False)
 
 
 def _c_independence(seed):
-    fam, _, _ = independence_counterexample(r=float(_rng(seed, 1000).uniform(0.2, 0.7)))
+    fam, _, _ = independence_counterexample(r=float(stream(seed, 1000).uniform(0.2, 0.7)))
     return ck.check_independence_needed(fam, fam.A_star, fam.U_star)
 
 
@@ -512,7 +517,7 @@ def _c_hyperbolic(seed):
 def _c_strict_saddle(seed):
     fam = catalogued_spurious_family()
     point = find_spurious_minimum(fam, n_starts=12, seed=SPURIOUS_CATALOGUE["start_seed"])
-    points = structured_stationary_points(fam, 1, seed=_rng(seed, 1000)) + [point]
+    points = structured_stationary_points(fam, 1, seed=stream(seed, 1000)) + [point]
     return ck.check_strict_saddle(fam, points, enforce_assumptions=False)
 
 
@@ -543,11 +548,11 @@ def _c_hessian(seed):
     def wrong_hvp(*args, **kwargs):
         return tuple(1.05 * b for b in landscape.lora_ml_hvp(*args, **kwargs))
 
-    return ck.check_exact_hessian(fam, 2, seed=_rng(seed, 1001), hvp=wrong_hvp)
+    return ck.check_exact_hessian(fam, 2, seed=stream(seed, 1001), hvp=wrong_hvp)
 
 
 def _c_boundary(seed):
-    rng = _rng(seed, 1000)
+    rng = stream(seed, 1000)
     families = [TaskFamily.random(d=d, k=k, T=T, seed=rng)
                 for d, k, T in ((3, 1, 4), (4, 2, 4), (4, 1, 2), (4, 1, 3))]
     outcomes = [em.recovery_outcome(f, n_starts=1, seed=rng) for f in families]
@@ -555,7 +560,7 @@ def _c_boundary(seed):
 
 
 def _c_paper_protocol(seed):
-    rng = _rng(seed, 1000)
+    rng = stream(seed, 1000)
     families = [collinear_family(rng, d=3, T=3) for _ in range(2)]
     return em.check_paper_protocol(em.paper_protocol_runs(families, 1, 1, seed=rng))
 
@@ -571,7 +576,7 @@ def _c_scaling(estimator, target, name, label):
             return estimator(_first_samples(data, 2 * data.d + 2))
 
         sweeps = em.sample_scaling_errors(stub, target, base=SCALING_BASE, n_reps=2,
-                                          seed=_rng(seed, 1000), **SCALING_SWEEPS)
+                                          seed=stream(seed, 1000), **SCALING_SWEEPS)
         return em.check_sample_scaling(name, label, sweeps, SCALING_HEURISTIC)
     return control
 
@@ -579,297 +584,65 @@ def _c_scaling(estimator, target, name, label):
 def _c_relaxation(seed):
     # Offsets c_t q q^T with c = (1, 2, 3): the relaxation's limit is the largest-trace base
     # A* + min_t c_t q q^T, far from A*.
-    fam = collinear_family(_rng(seed, 1000), d=4, T=3, c=(1.0, 2.0, 3.0))
+    fam = collinear_family(stream(seed, 1000), d=4, T=3, c=(1.0, 2.0, 3.0))
     return em.check_relaxation(fam, expect_recovery=True)
 
 
-# --------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class CheckSpec:
-    """One entry of :data:`CHECKS`.
-
-    Attributes
-    ----------
-    name : str
-    kind : {"theorem", "consistency", "info"}
-    claim : str
-        One line, for the table.
-    section : str
-        Section of docs/theory.md.
-    key : int
-        Seed stream of the check (independent of the other checks').
-    runner : callable
-        ``(Generator, InstanceSettings) -> CheckResult``.
-    settings : InstanceSettings
-    solver : str
-        The solver(s) behind the measured values.
-    predicted, measured : str
-        What the result's ``predicted`` and ``measured`` numbers mean.
-    control : callable
-        ``seed -> CheckResult`` that must not hold.
-    control_note : str
-        What the control breaks.
-    """
-
-    name: str
-    kind: str
-    claim: str
-    section: str
-    key: int
-    runner: Callable[[np.random.Generator, InstanceSettings], CheckResult]
-    settings: InstanceSettings
-    solver: str
-    predicted: str
-    measured: str
-    control: Callable[[int], CheckResult]
-    control_note: str
-
-
-_SR_NEW = InstanceSettings(RANDOM, (10, 10), (1, 1), (3, 3), 3, starts=1,
-                           notes="one new task per family (U*_new with N(0, 1) entries)")
-_SCALING = InstanceSettings(
-    RANDOM, (4, 16), (1, 1), (3, 12), 4 * _SWEEP_POINTS, samples=(250, 16_000),
-    notes=f"one-way sweeps from (d, T, N) = {SCALING_BASE}: "
-    f"N in {SCALING_SWEEPS['ns']}, d in {SCALING_SWEEPS['ds']}, T in {SCALING_SWEEPS['Ts']}; "
-    f"families / {_SWEEP_POINTS} per value; in the N sweep each family keeps its parameters")
-_EXACT_LS = "closed form (scipy.linalg.solve) against numpy.linalg.lstsq"
-_FT_EXACT = "fine_tune(method='exact'): Eckart-Young (population), reduced-rank regression (n samples)"
-_LBFGS_STARTS = "fit_lora_ml(method='lbfgs') from N(0, 1) starts, Newton-polished"
-
-_SPECS = (
-    CheckSpec("sr-global-minimum", "consistency", "SR closed form is the global minimiser", "4.1", 1,
-              _run_sr_global,
-              InstanceSettings(RANDOM, (2, 8), (1, 2), (1, 4), 6, (None, 10.0, 10.0),
-                               samples=(10, 200), notes="each family also sampled once, N >= d + 2"),
-              _EXACT_LS, "0 (gradient and mismatch)",
-              "largest of |grad|/gradient scale and relative mismatch",
-              _c_sr_global, "A_SR + 1e-3 N(0, 1) noise"),
-    CheckSpec("sr-rank", "theorem", "rank(A_SR - A*) = min(kT, d)", "4.2", 2, _run_sr_rank,
-              InstanceSettings(RANDOM, (2, 11), (1, 2), (1, 5), 10), "standard_retraining, svdvals",
-              "min(kT, d)", "numerical rank of A_SR - A*",
-              _c_sr_rank, "collinear offsets (not generic)"),
-    CheckSpec("sr-floor", "theorem", "rank-k fine-tuning from A_SR keeps a positive floor", "4.3", 3,
-              _run_sr_floor, _SR_NEW, _FT_EXACT, "the floor: spectral tail of W*_new - A_SR beyond k",
-              "population rank-k fine-tuning loss", _c_sr_floor, "fine-tune from A* (floor vanishes)"),
-    CheckSpec("sr-floor-every-n", "consistency", "no n-sample fit goes below the floor", "4.3", 20,
-              _run_sr_floor_every_n, replace(_SR_NEW, samples=(100, 100_000)), _FT_EXACT,
-              "the floor", "smallest loss over n", _c_sr_floor_every_n, "adapter rank k + 1"),
-    CheckSpec("ft-sr-plateau", "theorem", "from A_SR the loss plateaus at the floor", "4.3", 4,
-              _run_sr_plateau, replace(_SR_NEW, samples=(100, 100_000)), _FT_EXACT,
-              "1 (loss / floor at n = 1e5)", "loss / floor at n = 1e5",
-              _c_sr_plateau, "fine-tune from A* (loss falls as 1/n)"),
-    CheckSpec("sr-adapt-rank", "theorem", "from A_SR rank k(T+1) reaches, k(T+1)-1 does not", "4.4",
-              21, _run_sr_adapt_rank,
-              InstanceSettings(RANDOM, (4, 12), (1, 2), (1, 4), 6, starts=1,
-                               notes="d >= k(T+1); one new task per family"),
-              _FT_EXACT, "0 (rank-k(T+1) loss)", "rank-k(T+1) population loss",
-              _c_sr_adapt_rank, "fine-tune from A* (rank k suffices)"),
-    CheckSpec("truth-global", "consistency", "the truth is a global minimum, zero excess loss", "5.1",
-              5, _run_truth, InstanceSettings(RANDOM, (2, 8), (1, 8), (1, 4), 10, (None, 10.0),
-                                              notes="k <= d"),
-              "lora_ml_objective, lora_ml_gradient", "0", "F at the truth",
-              _c_truth, "A* + 1e-3 N(0, 1) noise"),
-    CheckSpec("rotation-invariance", "consistency", "F invariant under U_t -> U_t Q_t", "5.2", 6,
-              _run_rotation,
-              InstanceSettings(RANDOM, (2, 7), (1, 7), (1, 3), 10, samples=(50, 50),
-                               notes="adapter rank r uniform in 1..d; each family also sampled"),
-              "lora_ml_objective at a random point", "0", "relative change of F",
-              _c_rotation, "Q_t = 1.001 x orthogonal"),
-    CheckSpec("rank-2k", "consistency", "global minima have rank(A^ - A*) <= 2k", "5.3", 8,
-              _run_rank_bound,
-              InstanceSettings(RANDOM, (3, 6), (1, 2), (1, 4), 8, (None, None, 10.0), starts=3,
-                               notes="T cycles 1..4; plus families/3 hyperbolic minima (d=5, k=2, T=2)"),
-              _LBFGS_STARTS, "2k (rank bound)", "numerical rank of A^ - A*",
-              _c_rank_bound, "adapters of rank 2 > k = 1"),
-    CheckSpec("recovery-t3", "theorem", "T >= 3, independent offsets: exact recovery", "6.1", 9,
-              _run_recovery,
-              InstanceSettings(RANDOM, (3, 10), (1, 2), (3, 4), 8, (None, None, None, 10.0),
-                               starts=2, notes="d = kT + {0, 1, 2}; T and k cycle"),
-              "fit_lora_ml (exact, from SR) and " + _LBFGS_STARTS,
-              "0", "max of |A^-A*|_F/scale and offset errors/scale",
-              _c_recovery, "d = 2, T = 3 offsets (columns dependent)"),
-    CheckSpec("recovery-paper-protocol", "info", "paper protocol ends at A* or a spurious minimum",
-              "12.2", 23, _run_paper_protocol,
-              InstanceSettings(RANDOM, (3, 3), (1, 1), (3, 3), 8, starts=4,
-                               notes="per family 2 paper starts (A0 = 0, U0 ~ N(0, 0.1^2)) and 2 "
-                               "N(0, 1) starts; 3000 rounds; steps 0.003 (U), 0.03 (A) on the "
-                               "paper's objective F / (2T)"),
-              "paper_round x 3000 (fit_lora_ml(method='paper')); end points Newton-polished or "
-              "continued by L-BFGS, then certified",
-              "1 (all runs explained)", "fraction of runs at A* or a certified spurious minimum",
-              _c_paper_protocol, "collinear offsets (a continuum of minima)"),
-    CheckSpec("recovery-boundary", "info", "recovery only where first-order identifiable", "6.2",
-              24,
-              _run_boundary,
-              InstanceSettings(RANDOM, (3, 6), (1, 5), (2, 5), 8, starts=2,
-                               notes="k uniform in 1..d-1; plus (d, k, T) = (3, 1, 4), (4, 2, 4)"),
-              "fit_lora_ml (exact) and fit_lora_ml(method='lbfgs') from N(0, 1) starts",
-              "1 (no recovery outside the predictor)",
-              "fraction of instances consistent with the predictor",
-              _c_boundary, "column independence as the predictor"),
-    CheckSpec("independence-needed", "info", "without independence, recovery fails", "6.2", 10,
-              _run_independence,
-              InstanceSettings("independence_counterexample (d=2) and collinear_family (d=4)",
-                               (2, 4), (1, 1), (3, 3), 6,
-                               notes="r ~ U(0.2, 0.7); collinear offsets c_t q q^T, c_t ~ U(0.5, 2)"),
-              "closed-form constructions", "0 (F of the counterexample)", "|A^-A*|_F/scale",
-              _c_independence, "the truth itself (A^ = A*)"),
-    CheckSpec("spurious-minima", "theorem", "T >= 3: certified spurious local minima exist", "6.3",
-              16, _run_spurious, InstanceSettings(RANDOM, (3, 3), (1, 1), (3, 3), 40, starts=4,
-                                                  notes="plus the catalogued instance (seed 17)"),
-              _LBFGS_STARTS + ", certified", "> 0 (lambda_min(H)/|H| modulo symmetry)",
-              "lambda_min(H)/|H| modulo symmetry", _c_spurious, "the truth (a global minimum)"),
-    CheckSpec("t2-hyperbolic", "consistency", "T = 2 hyperbolic family of zero-loss minima", "7.1",
-              11, _run_hyperbolic, InstanceSettings(RANDOM, (2, 8), (1, 2), (2, 2), 8,
-                                                    notes="k = 2 for half of d >= 4"),
-              "closed form", "0 (F)", "F at the constructed minimum", _c_hyperbolic, "rapidity s = 0"),
-    CheckSpec("t2-strict-saddle", "theorem", "T = 2: non-global stationary points are strict saddles",
-              "7.2", 12, _run_strict_saddle,
-              InstanceSettings(RANDOM, (3, 4), (1, 2), (2, 2), 4, starts=6,
-                               notes="(d, k) alternates (3, 1), (4, 2); (A_SR, 0) and U_s = 0 faces "
-                               "plus zeros of |grad F|^2 from 6 starts"),
-              "landscape.find_stationary_points, polished; dense Hessian",
-              "< 0 (lambda_min(H)/|H|)", "largest lambda_min(H)/|H| over non-global points",
-              _c_strict_saddle, "T = 3 instance with a spurious minimum"),
-    CheckSpec("t2-gradient-global", "theorem", "T = 2: random starts reach a global minimum", "7.2",
-              13, _run_gradient_global,
-              InstanceSettings(RANDOM, (2, 6), (1, 2), (2, 2), 6, starts=4), _LBFGS_STARTS,
-              "0", "fraction of starts not at zero loss", _c_gradient_global,
-              "T = 3 instance with a spurious minimum"),
-    CheckSpec("t2-rank-3k", "consistency", "T = 2: rank 3k reaches the new task, 3k-1 does not", "7.3",
-              14, _run_rank_3k, InstanceSettings(RANDOM, (4, 11), (1, 2), (2, 2), 6,
-                                                 notes="d > 3k; from hyperbolic minima"),
-              _FT_EXACT, "0 (rank-3k loss)", "rank-3k population loss",
-              _c_rank_3k, "from A* (rank k suffices)"),
-    CheckSpec("t1-nonidentifiable", "consistency", "T = 1: A is not identified", "8", 15, _run_t1,
-              InstanceSettings(RANDOM, (2, 8), (1, 8), (1, 1), 6, starts=5,
-                               notes="k <= d; 5 constructed minima per family"),
-              "closed form", "0 (F)", "largest F over the constructed minima",
-              _c_t1, "two copies of the truth"),
-    CheckSpec("zero-saddle", "theorem", "(A_SR, 0) is a strict saddle (T >= 2)", "9", 7,
-              _run_zero_saddle,
-              InstanceSettings(RANDOM, (2, 7), (1, 1), (2, 4), 6, samples=(100, 100),
-                               notes="adapter rank r uniform in 1..d; each family also sampled"),
-              "dense Hessian", "-4 max_t lambda_max(M_t - mean M), over |H|",
-              "lambda_min(H)/|H|", _c_zero_saddle, "T = 2 with equal offsets"),
-    CheckSpec("zero-t1-global", "consistency", "(A_SR, 0) is a global minimum (T = 1)", "9", 22,
-              _run_zero_t1, InstanceSettings(RANDOM, (2, 7), (1, 3), (1, 1), 6),
-              "certify_stationary_point", "0 (F)", "F at (A_SR, 0)",
-              _c_zero_t1, "A_SR + 1e-3 N(0, 1) noise"),
-    CheckSpec("ft-rate", "theorem", "from A*: excess ~ k d sigma^2 / n", "10", 17, _run_rate,
-              InstanceSettings(RANDOM, (5, 20), (1, 2), (1, 1), 4, samples=(100, 10_000),
-                               notes=f"(d, k) in {RATE_CONFIGS[:4]}; n in {{100, 300, 1000, "
-                               "3000, 10000}; 20 new tasks per n"),
-              "fine_tune(method='exact'): reduced-rank regression", "-1 (log-log slope in n)",
-              "fitted slope", _c_rate, "base A* + E, |E|_F = 1"),
-    CheckSpec("sample-scaling-lora-ml", "info", "LoRA-ML's |A^ - A*| ~ N^(-1/2)", "11", 25,
-              _run_scaling(_lora_ml_estimate, _a_star, "sample-scaling-lora-ml", "A^ - A*"),
-              _SCALING, "fit_lora_ml (exact) on N samples per task",
-              "-1/2 (log-log slope in N)", "fitted slope in N",
-              _c_scaling(_lora_ml_estimate, _a_star, "sample-scaling-lora-ml", "A^ - A*"),
-              "a stub that uses only the first 2d + 2 samples"),
-    CheckSpec("sample-scaling-sr", "info", "SR's |A_SR^ - A_SR| ~ N^(-1/2)", "11", 26,
-              _run_scaling(standard_retraining, standard_retraining, "sample-scaling-sr",
-                           "A_SR^ - A_SR"),
-              replace(_SCALING, families=8 * _SWEEP_POINTS),
-              "standard_retraining on N samples per task, against the population's",
-              "-1/2 (log-log slope in N)", "fitted slope in N",
-              _c_scaling(standard_retraining, standard_retraining, "sample-scaling-sr",
-                         "A_SR^ - A_SR"),
-              "a stub that uses only the first 2d + 2 samples"),
-    CheckSpec("relaxation", "info", "convex trace relaxation vs LoRA-ML", "12.3", 18, _run_relaxation,
-              InstanceSettings(RANDOM, (6, 6), (1, 1), (2, 3), 3, samples=(300, 300),
-                               notes="per 3 families: T = 3 population, a sample of it, T = 2"),
-              "cvxpy (trace relaxation) and fit_lora_ml (exact)",
-              "lower bound (relaxation, lam = 0)", "F of LoRA-ML",
-              _c_relaxation, "collinear offsets (c = 1, 2, 3) with recovery expected"),
-    CheckSpec("hessian-exact", "consistency", "exact Hessian vs Taylor remainders and Lanczos", "14",
-              19, _run_hessian,
-              InstanceSettings(RANDOM, (2, 5), (1, 1), (1, 3), 6, (None, 5.0), samples=(40, 40),
-                               notes="adapter rank r in 1..d; every third asymmetric"),
-              "landscape.lora_ml_hvp, dense eigh and Lanczos (ARPACK)",
-              "4 (second-order remainder slope)", "measured slope",
-              _c_hessian, "Hessian-vector product scaled by 1.05"),
-)
-
-#: name -> :class:`CheckSpec`, in the order of docs/theory.md.
-CHECKS: dict[str, CheckSpec] = {spec.name: spec for spec in _SPECS}
-
-
-def _names(only: Sequence[str] | None) -> list[str]:
-    names = list(CHECKS) if not only else list(dict.fromkeys(only))
-    unknown = [n for n in names if n not in CHECKS]
-    if unknown:
-        raise ValueError(f"unknown check(s) {unknown}; valid names: {', '.join(CHECKS)}.")
-    return names
-
-
-def _named(spec: CheckSpec, res: CheckResult) -> CheckResult:
-    if res.kind != spec.kind:
-        raise RuntimeError(f"{spec.name}: the check reported kind {res.kind!r}, the registry "
-                           f"says {spec.kind!r}; make the two agree.")
-    return replace(res, name=spec.name)
-
-
-def run_checks(
-    seed: int = 0, only: Sequence[str] | None = None, thorough: bool = False,
-    progress: Callable[[CheckResult, float], None] | None = None,
-) -> list[CheckResult]:
-    """Run the checks on fresh instances drawn from ``seed``.
-
-    Parameters
-    ----------
-    seed : int, default=0
-        Base seed; each check draws from its own stream, so a subset reproduces the same
-        instances as the full run.
-    only : sequence of str, optional
-        Names from :data:`CHECKS` (default: all).
-    thorough : bool, default=False
-        Five times as many families.
-    progress : callable, optional
-        Called with each result and its wall time as it finishes.
-
-    Returns
-    -------
-    list of CheckResult
-
-    Raises
-    ------
-    ValueError
-        Unknown check name (the message lists the valid ones).
-    """
-    seed = check_int(seed, "seed", minimum=0)
-    scale = 5 if thorough else 1
-    results = []
-    for name in _names(only):
-        spec = CHECKS[name]
-        start = time.perf_counter()
-        res = _named(spec, spec.runner(_rng(seed, spec.key), spec.settings.scaled(scale)))
-        results.append(res)
-        if progress is not None:
-            progress(res, time.perf_counter() - start)
-    return results
-
-
-def run_controls(
-    seed: int = 0, only: Sequence[str] | None = None,
-    progress: Callable[[CheckResult, float], None] | None = None,
-) -> list[CheckResult]:
-    """Run each check's negative control; every one of them should report failure.
-
-    Returns
-    -------
-    list of CheckResult
-        One per check, named after it; ``holds`` True means the control did *not* fail
-        (the check could not tell the broken instance from a good one).
-    """
-    seed = check_int(seed, "seed", minimum=0)
-    results = []
-    for name in _names(only):
-        spec = CHECKS[name]
-        start = time.perf_counter()
-        res = _named(spec, spec.control(seed))
-        results.append(res)
-        if progress is not None:
-            progress(res, time.perf_counter() - start)
-    return results
+#: name -> runner ``(Generator, InstanceSettings) -> CheckResult`` (the registry's order).
+RUNNERS: dict[str, Callable[[np.random.Generator, InstanceSettings], CheckResult]] = {
+    "sr-global-minimum": _run_sr_global,
+    "sr-rank": _run_sr_rank,
+    "sr-floor": _run_sr_floor,
+    "sr-floor-every-n": _run_sr_floor_every_n,
+    "ft-sr-plateau": _run_sr_plateau,
+    "sr-adapt-rank": _run_sr_adapt_rank,
+    "truth-global": _run_truth,
+    "rotation-invariance": _run_rotation,
+    "rank-2k": _run_rank_bound,
+    "recovery-t3": _run_recovery,
+    "recovery-paper-protocol": _run_paper_protocol,
+    "recovery-boundary": _run_boundary,
+    "independence-needed": _run_independence,
+    "spurious-minima": _run_spurious,
+    "t2-hyperbolic": _run_hyperbolic,
+    "t2-strict-saddle": _run_strict_saddle,
+    "t2-gradient-global": _run_gradient_global,
+    "t2-rank-3k": _run_rank_3k,
+    "t1-nonidentifiable": _run_t1,
+    "zero-saddle": _run_zero_saddle,
+    "zero-t1-global": _run_zero_t1,
+    "ft-rate": _run_rate,
+    "sample-scaling-lora-ml": _run_scaling(*_LORA_ML_SCALING),
+    "sample-scaling-sr": _run_scaling(*_SR_SCALING),
+    "relaxation": _run_relaxation,
+    "hessian-exact": _run_hessian,
+}
+#: name -> negative control ``seed -> CheckResult``, which must not hold.
+CONTROLS: dict[str, Callable[[int], CheckResult]] = {
+    "sr-global-minimum": _c_sr_global,
+    "sr-rank": _c_sr_rank,
+    "sr-floor": _c_sr_floor,
+    "sr-floor-every-n": _c_sr_floor_every_n,
+    "ft-sr-plateau": _c_sr_plateau,
+    "sr-adapt-rank": _c_sr_adapt_rank,
+    "truth-global": _c_truth,
+    "rotation-invariance": _c_rotation,
+    "rank-2k": _c_rank_bound,
+    "recovery-t3": _c_recovery,
+    "recovery-paper-protocol": _c_paper_protocol,
+    "recovery-boundary": _c_boundary,
+    "independence-needed": _c_independence,
+    "spurious-minima": _c_spurious,
+    "t2-hyperbolic": _c_hyperbolic,
+    "t2-strict-saddle": _c_strict_saddle,
+    "t2-gradient-global": _c_gradient_global,
+    "t2-rank-3k": _c_rank_3k,
+    "t1-nonidentifiable": _c_t1,
+    "zero-saddle": _c_zero_saddle,
+    "zero-t1-global": _c_zero_t1,
+    "ft-rate": _c_rate,
+    "sample-scaling-lora-ml": _c_scaling(*_LORA_ML_SCALING),
+    "sample-scaling-sr": _c_scaling(*_SR_SCALING),
+    "relaxation": _c_relaxation,
+    "hessian-exact": _c_hessian,
+}

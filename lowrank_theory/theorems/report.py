@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lowrank_theory._validation import add_names_option, int_at_least
 
-from .instances import CHECKS, run_checks, run_controls
+from .registry import CHECKS, run_checks, run_controls
 from .result import KINDS, CheckResult
 
 __all__ = ["GLOSSARY", "symbols_in", "check_record", "format_table", "add_parser"]
