@@ -160,9 +160,16 @@ def _handle(args: argparse.Namespace) -> int:
     used = symbols_in(" ".join(f"{r.claim} {r.detail}" for r in results))
     print("\nsymbols: " + "; ".join(f"{sym} = {meaning}" for sym, meaning in used.items()))
     print()
-    print(f"seed {args.seed}: {len(results) - len(failed)}/{len(results)} checks hold"
-          + (f"; FAILED: {', '.join(r.name for r in failed)}" if failed else "")
-          + " (info checks never fail the run)")
+    proven = [r for r in results if r.proven]
+    info = [r for r in results if not r.proven]
+    line = f"seed {args.seed}: {len(proven) - len(failed)}/{len(proven)} theorem and consistency checks hold"
+    if failed:
+        line += f"; FAILED: {', '.join(r.name for r in failed)}"
+    if info:
+        off = [r.name for r in info if not r.holds]
+        line += (f"; {len(info) - len(off)}/{len(info)} info checks came out as described"
+                 + (f" (not: {', '.join(off)})" if off else "") + " -- info never fails the run")
+    print(line)
     return 1 if failed else 0
 
 
