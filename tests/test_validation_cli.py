@@ -56,3 +56,13 @@ def test_int_at_least_errors_name_the_option(text, minimum, message):
     """Errors name the option and say what was expected."""
     with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(")):
         int_at_least(minimum, "--n")(text)
+
+
+def test_docstring_examples():
+    """The Examples of the command-line helpers run as doctests."""
+    import doctest
+
+    import lowrank_theory._validation as validation
+
+    result = doctest.testmod(validation)
+    assert result.failed == 0 and result.attempted >= 2
