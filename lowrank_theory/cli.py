@@ -2,7 +2,9 @@
 
 Each subcommand is registered by the module that owns it, through an ``add_parser(subparsers)``
 function that sets ``func`` (a callable from the parsed namespace to an exit code). Heavy
-imports (torch, dask) happen inside those callables, never at import time.
+imports (torch, dask) happen inside those callables, never at import time. Argument types shared
+by the subcommands live in :mod:`lowrank_theory._validation`, so no subcommand imports this
+module back.
 """
 
 from __future__ import annotations
@@ -10,30 +12,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-#: (module, human description) of the modules that register a subcommand.
+#: Modules that register a subcommand (each defines ``add_parser``).
 _SUBCOMMAND_MODULES = (
     "lowrank_theory.theorems",
     "simulations.cli",
     "lowrank_theory.neural.cli",
 )
-
-
-def int_at_least(minimum: int, option: str) -> Callable[[str], int]:
-    """An argparse ``type`` for integers ``>= minimum`` whose error names ``option``."""
-    what = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{option} must be {what}, got {value}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

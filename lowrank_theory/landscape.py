@@ -1,7 +1,7 @@
 """Second-order landscape of the LoRA-ML objective: Hessians, curvature and stationary points.
 
 The checks of Theorem 4 (strict saddles for T = 2) and of the spurious local minima for T >= 3
-(THEORY.md sec. 4) need more than the gradient: the smallest eigenvalue of the Hessian at a
+(docs/theory.md, sections 6 and 7) need more than the gradient: the smallest eigenvalue of the Hessian at a
 stationary point separates a saddle (negative curvature) from a local minimum. Everything here
 is exact: the Hessian-vector product is derived in closed form from the per-task loss gradient
 :func:`~lowrank_theory.losses.loss_gradient` and the adapter's chain rule, so no formula of the
@@ -9,12 +9,14 @@ loss is written twice.
 
 Parameters are packed as one vector ``x = [vec(A), vec(U), (vec(V))]`` of length
 ``p = d^2 + n_factors * T * d * r`` (row-major ``ravel``), the same order as the gradient
-``(gA, gU[, gV])`` of :func:`~lowrank_theory.lora_ml.lora_ml_gradient`.
+``(gA, gU[, gV])`` of :func:`~lowrank_theory.lora_ml.lora_ml_gradient`; the packing, the point
+validation and the gradient norm are the solvers' own (:mod:`lowrank_theory.lora_ml`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +26,21 @@ import scipy.sparse.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
-from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, SymmetricAdapter
-from lowrank_theory.lora_ml import lora_ml_gradient, lora_ml_objective
+from lowrank_theory.adapters import Adapter, Factors, SymmetricAdapter
+from lowrank_theory.lora_ml import (
+    _check_point,
+    _full_gradient_norm,
+    _pack,
+    _unpack,
+    lora_ml_gradient,
+    lora_ml_objective,
+)
 from lowrank_theory.losses import Source, Statistics, loss_gradient, statistics
 from lowrank_theory.tasks import TaskData, TaskFamily
 
 __all__ = [
     "Curvature",
     "StationaryPointCertificate",
-    "pack",
-    "unpack",
     "lora_ml_hvp",
     "lora_ml_hessian",
     "symmetry_directions",
@@ -43,6 +50,7 @@ __all__ = [
     "polish_stationary_point",
     "certify_stationary_point",
     "find_stationary_points",
+    "problem_scales",
     "GRAD_RTOL",
     "CURVATURE_RTOL",
     "VALUE_RTOL",
@@ -73,51 +81,41 @@ LANCZOS_EIGENPAIRS = 6
 
 
 # --------------------------------------------------------------------------- packing
-def _adapter_for(factors: Factors) -> Adapter:
-    rank = factors[0].shape[-1]
-    return SymmetricAdapter(rank) if len(factors) == 1 else AsymmetricAdapter(rank)
+def _pack_blocks(blocks: tuple[NDArray, ...]) -> NDArray[np.float64]:
+    """Pack ``(A, *factors)`` blocks (a gradient or a Hessian-vector product) into one vector."""
+    return _pack(blocks[0], tuple(blocks[1:]))
 
 
-def pack(A: NDArray[np.float64], factors: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
-    """Stack a base and adapter factors into one parameter vector ``[vec(A), vec(U), ...]``.
+def _unpack_point(x: NDArray, shape: tuple[int, int, int], n_factors: int):
+    """``(A, factors)`` from a packed vector; ``shape`` is a factor's ``(T, d, r)``."""
+    return _unpack(x, shape[1], shape, n_factors, with_A=True)
 
-    Parameters
-    ----------
-    A : ndarray of shape (..., d, d)
-    factors : sequence of ndarray of shape (..., T, d, r)
 
-    Returns
-    -------
-    ndarray of shape (..., p)
+@functools.lru_cache(maxsize=32)
+def _coordinate_directions(shape: tuple[int, int, int], n_factors: int):
+    """The ``p`` unit directions, unpacked and stacked: ``dA`` (p, d, d), factors (p, T, d, r).
+
+    Cached (read-only arrays): the polisher asks for the same shape at every Newton step.
     """
-    lead = A.shape[:-2]
-    return np.concatenate([A.reshape(*lead, -1)] + [f.reshape(*lead, -1) for f in factors], axis=-1)
+    d = shape[1]
+    p = d * d + n_factors * int(np.prod(shape))
+    parts = [_unpack_point(e, shape, n_factors) for e in np.eye(p)]
+    out = (np.stack([a for a, _ in parts]),
+           *(np.stack([f[i] for _, f in parts]) for i in range(n_factors)))
+    for arr in out:
+        arr.flags.writeable = False
+    return out[0], tuple(out[1:])
 
 
-def unpack(x: NDArray[np.float64], d: int, T: int, rank: int, n_factors: int = 1):
-    """Inverse of :func:`pack`: ``(A, factors)`` from a vector of shape (..., p)."""
-    lead = x.shape[:-1]
-    A = x[..., : d * d].reshape(*lead, d, d)
-    size = T * d * rank
-    factors = tuple(
-        x[..., d * d + i * size : d * d + (i + 1) * size].reshape(*lead, T, d, rank)
-        for i in range(n_factors)
-    )
-    return A, factors
+def _pack_columns(blocks: tuple[NDArray, ...]) -> NDArray[np.float64]:
+    """Pack blocks with a leading batch axis of size m into the columns of a (p, m) matrix.
 
-
-def _check_point(source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None):
-    if not isinstance(source, (TaskFamily, TaskData)):
-        raise TypeError(
-            "source must be a TaskFamily (population) or TaskData (sample), "
-            f"got {type(source).__name__}."
-        )
-    T, d = source.T, source.d
-    A = check_array(A, "A", (d, d))
-    U = check_array(U, "U", (T, d, None))
-    if V is None:
-        return A, (U,)
-    return A, (U, check_array(V, "V", U.shape))
+    Moving the batch axis last makes the solvers' ``_pack`` (which ravels each block in
+    row-major order) lay coordinate ``i`` of item ``j`` at ``i * m + j``.
+    """
+    m = blocks[0].shape[0]
+    moved = [np.moveaxis(b, 0, -1) for b in blocks]
+    return _pack(moved[0], tuple(moved[1:])).reshape(-1, m)
 
 
 # --------------------------------------------------------------------------- Hessian
@@ -202,7 +200,7 @@ def lora_ml_hvp(
         hU_t = (dG_t + dG_t^T) U_t + (G_t + G_t^T) dU_t,   dG_t = 2 dW_t Sxx_t.
 
     The quadratic form is ``sum_t 2 tr(dW_t Sxx_t dW_t^T) + 2 <G_t, dU_t dU_t^T>``: the second
-    term is the only source of negative curvature (THEORY.md sec. 4, Theorem 4).
+    term is the only source of negative curvature (docs/theory.md, section 7).
 
     Examples
     --------
@@ -215,33 +213,28 @@ def lora_ml_hvp(
     """
     if (V is None) != (dV is None):
         raise ValueError("give both V and dV (asymmetric adapter) or neither (symmetric).")
-    A, factors = _check_point(source, A, U, V)
+    A, factors, adapter = _check_point(source, A, U, V)
     dA = check_array(dA, "dA", A.shape)
     dfactors = (check_array(dU, "dU", factors[0].shape),)
     if V is not None:
         dfactors += (check_array(dV, "dV", factors[0].shape),)
-    return _hvp(statistics(source), _adapter_for(factors), A, factors, dA, dfactors)
+    return _hvp(statistics(source), adapter, A, factors, dA, dfactors)
 
 
-def _dense_hessian(stats: Statistics, A: NDArray, factors: Factors) -> NDArray[np.float64]:
-    adapter = _adapter_for(factors)
-    T, d, r = factors[0].shape
-    p = d * d + len(factors) * T * d * r
+def _dense_hessian(
+    stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors
+) -> NDArray[np.float64]:
     # H is linear in the direction, so all p columns come from one batched product with I.
-    dA, dfac = unpack(np.eye(p), d, T, r, len(factors))
-    H = pack(*_split(_hvp(stats, adapter, A, factors, dA, dfac)))
+    dA, dfac = _coordinate_directions(factors[0].shape, len(factors))
+    H = _pack_columns(_hvp(stats, adapter, A, factors, dA, dfac))
     # Symmetrise away round-off (H is symmetric exactly).
     return 0.5 * (H + H.T)
-
-
-def _split(blocks: tuple[NDArray, ...]) -> tuple[NDArray, tuple[NDArray, ...]]:
-    return blocks[0], tuple(blocks[1:])
 
 
 def lora_ml_hessian(
     source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
 ) -> NDArray[np.float64]:
-    """Dense Hessian of the LoRA-ML objective in the packed coordinates of :func:`pack`.
+    """Dense Hessian of the LoRA-ML objective in packed coordinates ``[vec(A), vec(U), ...]``.
 
     Parameters
     ----------
@@ -260,8 +253,8 @@ def lora_ml_hessian(
     Column ``j`` is :func:`lora_ml_hvp` applied to the ``j``-th unit vector; all columns are
     computed in one broadcast call, costing ``O(p T d^3)``.
     """
-    A, factors = _check_point(source, A, U, V)
-    return _dense_hessian(statistics(source), A, factors)
+    A, factors, adapter = _check_point(source, A, U, V)
+    return _dense_hessian(statistics(source), adapter, A, factors)
 
 
 def symmetry_directions(A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -311,7 +304,7 @@ def symmetry_directions(A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None) 
             dfac[0][t] = factors[0][t] @ X
             if V is not None:
                 dfac[1][t] = -factors[1][t] @ X.T
-            cols.append(pack(np.zeros((d, d)), dfac))
+            cols.append(_pack(np.zeros((d, d)), tuple(dfac)))
     if not cols:
         return np.zeros((p, 0))
     return scipy.linalg.orth(np.stack(cols, axis=1))
@@ -388,7 +381,7 @@ def hessian_min_eigenvalue(
     """
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got {method!r}.")
-    A, factors = _check_point(source, A, U, V)
+    A, factors, adapter = _check_point(source, A, U, V)
     stats = statistics(source)
     T, d, r = factors[0].shape
     p = d * d + len(factors) * T * d * r
@@ -397,8 +390,8 @@ def hessian_min_eigenvalue(
     if method == "lanczos":
         if modulo_symmetry:
             raise ValueError("modulo_symmetry needs method='dense' (a projected operator is not built).")
-        return _lanczos_min(stats, A, factors, p, as_seed_generator(seed))
-    H = _dense_hessian(stats, A, factors)
+        return _lanczos_min(stats, adapter, A, factors, p, as_seed_generator(seed))
+    H = _dense_hessian(stats, adapter, A, factors)
     # Full divide-and-conquer eigendecomposition (LAPACK syevd): p <= DENSE_MAX_PARAMETERS makes
     # it cheap, and the subset driver (syevr) was seen to fail with "Internal Error" on a
     # 32 x 32 Hessian.
@@ -414,13 +407,14 @@ def hessian_min_eigenvalue(
     return Curvature(float(lam[0]), vec[:, 0], norm, "dense", modulo_symmetry)
 
 
-def _lanczos_min(stats: Statistics, A: NDArray, factors: Factors, p: int, rng: np.random.Generator) -> Curvature:
-    adapter = _adapter_for(factors)
-    T, d, r = factors[0].shape
-
+def _lanczos_min(
+    stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors, p: int,
+    rng: np.random.Generator,
+) -> Curvature:
     def matvec(x: NDArray) -> NDArray:
-        dA, dfac = unpack(np.asarray(x, dtype=np.float64).ravel(), d, T, r, len(factors))
-        return pack(*_split(_hvp(stats, adapter, A, factors, dA, dfac)))
+        x = np.asarray(x, dtype=np.float64).ravel()
+        dA, dfac = _unpack_point(x, factors[0].shape, len(factors))
+        return _pack_blocks(_hvp(stats, adapter, A, factors, dA, dfac))
 
     op = scipy.sparse.linalg.LinearOperator((p, p), matvec=matvec, dtype=np.float64)
     v0 = rng.standard_normal(p)
@@ -441,6 +435,7 @@ def taylor_remainder_slopes(
     *,
     seed: int | np.random.Generator | None = 0,
     steps: ArrayLike | None = None,
+    hvp: Callable[..., tuple[NDArray[np.float64], ...]] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Taylor-remainder test of the gradient and the Hessian (pymanopt's ``check_gradient`` idea).
 
@@ -464,6 +459,9 @@ def taylor_remainder_slopes(
         Source of the direction.
     steps : array_like, optional
         Step sizes ``h`` (default ``logspace(-3, -1, 9)`` times the point's scale).
+    hvp : callable, optional
+        The Hessian-vector product under test, with the signature of :func:`lora_ml_hvp`
+        (the default). A deliberately wrong one is how the test is shown to fail.
 
     Returns
     -------
@@ -478,24 +476,26 @@ def taylor_remainder_slopes(
     gradient with :func:`~lowrank_theory.lora_ml.lora_ml_gradient`, independently of the
     Hessian-vector product under test.
     """
-    A, factors = _check_point(source, A, U, V)
+    A, factors, _ = _check_point(source, A, U, V)
+    hvp = lora_ml_hvp if hvp is None else hvp
     rng = as_seed_generator(seed)
-    x = pack(A, factors)
+    x = _pack(A, factors)
     v = rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     scale = max(1.0, float(np.linalg.norm(x)) / np.sqrt(x.size))
     h = scale * np.logspace(-3, -1, 9) if steps is None else check_array(steps, "steps", (None,))
-    T, d, r = factors[0].shape
-    n_f = len(factors)
+    shape, n_f = factors[0].shape, len(factors)
 
     def f(z: NDArray) -> float:
-        A_, fac = unpack(z, d, T, r, n_f)
+        A_, fac = _unpack_point(z, shape, n_f)
         return lora_ml_objective(source, A_, *fac)
 
     f0 = f(x)
-    g = pack(*_split(lora_ml_gradient(source, A, *factors)))
-    dA, dfac = unpack(v, d, T, r, n_f)
-    Hv = pack(*_split(_hvp(statistics(source), _adapter_for(factors), A, factors, dA, dfac)))
+    g = _grad_vector(source, A, factors)
+    dA, dfac = _unpack_point(v, shape, n_f)
+    # hvp(source, A, U, dA, dU[, V, dV]): the factor and its direction interleave.
+    pairs = [arr for pair in zip(factors, dfac) for arr in pair]
+    Hv = _pack_blocks(hvp(source, A, pairs[0], dA, pairs[1], *pairs[2:]))
     gv, vHv = float(g @ v), float(v @ Hv)
     e1 = np.array([abs(f(x + s * v) - f(x - s * v) - 2.0 * s * gv) for s in h])
     e2 = np.array([abs(f(x + s * v) + f(x - s * v) - 2.0 * f0 - s * s * vHv) for s in h])
@@ -525,8 +525,21 @@ def remainder_slope(steps: ArrayLike, remainders: ArrayLike) -> float:
 
 
 # --------------------------------------------------------------------------- stationary points
-def _scales(stats: Statistics) -> tuple[float, float]:
-    """(gradient scale, objective scale) of a problem, for relative tolerances."""
+def problem_scales(stats: Statistics) -> tuple[float, float]:
+    """Gradient and objective scales of a problem, the units of the relative tolerances.
+
+    Parameters
+    ----------
+    stats : Statistics
+
+    Returns
+    -------
+    gradient_scale : float
+        ``max(1, ||(G_t(0))_t||_F)``: the per-task loss gradients at the zero model, stacked
+        (stacked, not summed, so tasks that cancel do not shrink the scale).
+    value_scale : float
+        ``max(1, sum_t syy_t)``: the summed loss of the zero model.
+    """
     G0 = loss_gradient(stats, np.zeros_like(stats.Sxx))
     grad_scale = max(1.0, float(np.linalg.norm(G0)))
     value_scale = max(1.0, float(np.sum(stats.syy)))
@@ -534,7 +547,7 @@ def _scales(stats: Statistics) -> tuple[float, float]:
 
 
 def _grad_vector(source: Source, A: NDArray, factors: Factors) -> NDArray:
-    return pack(*_split(lora_ml_gradient(source, A, *factors)))
+    return _pack_blocks(lora_ml_gradient(source, A, *factors))
 
 
 def polish_stationary_point(
@@ -569,18 +582,17 @@ def polish_stationary_point(
     grad_norm : float
         Final gradient norm.
     """
-    A, factors = _check_point(source, A, U, V)
+    A, factors, adapter = _check_point(source, A, U, V)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     stats = statistics(source)
-    T, d, r = factors[0].shape
-    n_f = len(factors)
-    x = pack(A, factors)
+    shape, n_f = factors[0].shape, len(factors)
+    x = _pack(A, factors)
     g = _grad_vector(source, A, factors)
     gnorm = float(np.linalg.norm(g))
     for _ in range(max_iter):
         if gnorm == 0.0:
             break
-        H = _dense_hessian(stats, *unpack(x, d, T, r, n_f))
+        H = _dense_hessian(stats, adapter, *_unpack_point(x, shape, n_f))
         newton, *_ = scipy.linalg.lstsq(H, -g, cond=1e-12)
         # Two candidate directions, each with backtracking on ||grad||: the Newton step, and
         # the steepest-descent step of ||grad F||^2 / 2 (direction -H g), which still makes
@@ -594,7 +606,7 @@ def polish_stationary_point(
                 step = -float(g @ Hd) / max(float(Hd @ Hd), np.finfo(float).tiny)
             for _ in range(POLISH_BACKTRACKS):
                 x_new = x + step * direction
-                g_new = _grad_vector(source, *unpack(x_new, d, T, r, n_f))
+                g_new = _grad_vector(source, *_unpack_point(x_new, shape, n_f))
                 n_new = float(np.linalg.norm(g_new))
                 if n_new < gnorm:
                     x, g, gnorm, accepted = x_new, g_new, n_new, True
@@ -604,7 +616,7 @@ def polish_stationary_point(
                 break
         if not accepted:
             break
-    A, factors = unpack(x, d, T, r, n_f)
+    A, factors = _unpack_point(x, shape, n_f)
     return A, factors, gnorm
 
 
@@ -692,15 +704,15 @@ def certify_stationary_point(
     minimum (second-order sufficient condition on the quotient by the symmetry); otherwise
     degenerate. A strict local minimum with a positive excess is a spurious local minimum.
     """
-    A, factors = _check_point(source, A, U, V)
+    A, factors, adapter = _check_point(source, A, U, V)
     stats = statistics(source)
-    grad_scale, value_scale = _scales(stats)
+    grad_scale, value_scale = problem_scales(stats)
     if global_value is None and isinstance(source, TaskFamily):
         global_value = 0.0
     if global_value is not None:
         global_value = check_float(global_value, "global_value", minimum=-np.inf)
     objective = lora_ml_objective(source, A, *factors)
-    gnorm = float(np.linalg.norm(_grad_vector(source, A, factors)))
+    gnorm = _full_gradient_norm(stats, adapter, A, factors)
     full = hessian_min_eigenvalue(source, A, *factors, method="dense")
     quotient = hessian_min_eigenvalue(source, A, *factors, method="dense", modulo_symmetry=True)
     grad_tol = GRAD_RTOL * grad_scale
@@ -766,27 +778,28 @@ def find_stationary_points(
     init_scale = check_float(init_scale, "init_scale", strict=True)
     rng = as_seed_generator(seed)
     stats = statistics(source)
-    grad_scale, _ = _scales(stats)
+    grad_scale, _ = problem_scales(stats)
     T, d = source.T, source.d
+    shape = (T, d, rank)
     adapter = SymmetricAdapter(rank)
     found = []
     for _ in range(n_starts):
         x0 = init_scale * rng.standard_normal(d * d + T * d * rank)
 
         def phi(x: NDArray) -> tuple[float, NDArray]:
-            A_, fac = unpack(x, d, T, rank)
+            A_, fac = _unpack_point(x, shape, 1)
             W = A_ + adapter.delta(fac)
             G = loss_gradient(stats, W)
             gA, gU = G.sum(axis=0), adapter.factor_gradients(fac, G)[0]
-            g = pack(gA, (gU,))
-            Hg = pack(*_split(_hvp(stats, adapter, A_, fac, gA, (gU,))))
+            g = _pack(gA, (gU,))
+            Hg = _pack_blocks(_hvp(stats, adapter, A_, fac, gA, (gU,)))
             return 0.5 * float(g @ g), Hg
 
         res = scipy.optimize.minimize(
             phi, x0, jac=True, method="L-BFGS-B",
             options={"maxiter": max_iter, "ftol": 0.0, "gtol": 1e-14},
         )
-        A, fac = unpack(res.x, d, T, rank)
+        A, fac = _unpack_point(res.x, shape, 1)
         A, fac, gnorm = polish_stationary_point(source, A, fac[0])
         if gnorm <= GRAD_RTOL * grad_scale:
             found.append((A, fac[0]))

@@ -12,7 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
-from lowrank_theory.cli import int_at_least
+from lowrank_theory._validation import int_at_least
 
 #: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
 #: ``simulations.experiments`` has the same names; a test keeps the two in step).

@@ -5,31 +5,34 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import points, samples, seeds, task_families
+from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
 from lowrank_theory import landscape as ls
 from lowrank_theory import theorems as th
+from lowrank_theory.lora_ml import _pack, _unpack
 
 sources = st.one_of(task_families(), task_families(covariance=True), samples())
 
 
 @pytest.fixture(autouse=True)
 def _single_threaded_blas():
-    with th._single_threaded_blas():
+    """One BLAS thread: conftest's import-time limit misses the OpenBLAS that scipy.optimize
+    loads later, and on 2 busy cores its threads make L-BFGS-B's tiny calls ~30x slower."""
+    with threadpool_limits(1):
         yield
 
 
 def _hvp_vector(source, A, U, V, v):
-    T, d, r = U.shape
     n_f = 1 if V is None else 2
-    dA, dfac = ls.unpack(v, d, T, r, n_f)
+    dA, dfac = _unpack(v, U.shape[1], U.shape, n_f, with_A=True)
     blocks = ls.lora_ml_hvp(source, A, U, dA, dfac[0], V, None if V is None else dfac[1])
-    return ls.pack(blocks[0], blocks[1:])
+    return _pack(blocks[0], blocks[1:])
 
 
 def _grad_vector(source, A, U, V):
     g = lt.lora_ml_gradient(source, A, U, V)
-    return ls.pack(g[0], g[1:])
+    return _pack(g[0], g[1:])
 
 
 @given(sources, st.booleans(), st.data())
@@ -40,14 +43,14 @@ def test_hvp_matches_gradient_differences_taylor_slope(source, asym, data):
     A, U, V = data.draw(points(source, asymmetric=asym))
     rng = np.random.default_rng(data.draw(seeds))
     T, d, r = U.shape
-    x = ls.pack(A, (U,) if V is None else (U, V))
+    x = _pack(A, (U,) if V is None else (U, V))
     v = rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     Hv = _hvp_vector(source, A, U, V, v)
     n_f = 1 if V is None else 2
 
     def grad_at(z):
-        A_, fac = ls.unpack(z, d, T, r, n_f)
+        A_, fac = _unpack(z, d, (T, d, r), n_f, with_A=True)
         return _grad_vector(source, A_, fac[0], None if V is None else fac[1])
 
     h = np.logspace(-3, -1, 7)
@@ -190,11 +193,11 @@ def test_found_stationary_points_are_stationary(fam, seed):
 
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3), st.integers(1, 2), seeds)
 def test_pack_unpack_roundtrip(T, d, r, n_f, seed):
-    """unpack inverts pack for every shape."""
+    """The solvers' unpack inverts their pack for every shape (the landscape reuses both)."""
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((d, d))
     fac = tuple(rng.standard_normal((T, d, r)) for _ in range(n_f))
-    A2, fac2 = ls.unpack(ls.pack(A, fac), d, T, r, n_f)
+    A2, fac2 = _unpack(_pack(A, fac), d, (T, d, r), n_f, with_A=True)
     assert np.array_equal(A, A2) and all(np.array_equal(a, b) for a, b in zip(fac, fac2))
 
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import points, samples, seeds, task_families
+from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
 from lowrank_theory import relaxation as rx
@@ -19,7 +20,9 @@ small_sources = st.one_of(
 
 @pytest.fixture(autouse=True)
 def _single_threaded_blas():
-    with th._single_threaded_blas():
+    """One BLAS thread: conftest's import-time limit misses the OpenBLAS that scipy.optimize
+    loads later, and on 2 busy cores its threads make L-BFGS-B's tiny calls ~30x slower."""
+    with threadpool_limits(1):
         yield
 
 

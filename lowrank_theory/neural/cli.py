@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lowrank_theory.cli import int_at_least
+from lowrank_theory._validation import int_at_least
 
 EXPERIMENTS = ("shallow", "vision", "language")
 SIZES = ("cpu", "paper")
