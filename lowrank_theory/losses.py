@@ -1,4 +1,4 @@
-"""Per-task squared losses through d x d sufficient statistics (THEORY.md sec. 2).
+"""Per-task squared losses through d x d sufficient statistics.
 
 For a model ``W`` the finite-sample loss of task ``t`` is
 
@@ -19,7 +19,15 @@ from numpy.typing import NDArray
 
 from lowrank_theory.tasks import TaskData, TaskFamily
 
-__all__ = ["Statistics", "statistics", "task_losses", "excess_losses", "loss_gradient", "Source"]
+__all__ = [
+    "Statistics",
+    "statistics",
+    "task_losses",
+    "excess_losses",
+    "summed_excess_loss",
+    "loss_gradient",
+    "Source",
+]
 
 #: What the losses, solvers and checks accept as a problem: the population or a sample.
 Source = TaskFamily | TaskData
@@ -110,7 +118,7 @@ def statistics(source: Source) -> Statistics:
 
     Notes
     -----
-    Population (THEORY.md sec. 2): ``Sxx = Sigma_t``, ``Sxy = Sigma_t W*_t^T``,
+    Population: ``Sxx = Sigma_t``, ``Sxy = Sigma_t W*_t^T``,
     ``syy = tr(W*_t Sigma_t W*_t^T) + d sigma^2``.
     """
     if isinstance(source, TaskData):
@@ -187,3 +195,21 @@ def excess_losses(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float
         return task_losses(stats, W)
     R = W - stats.W_star
     return np.sum((R if stats.identity_inputs else R @ stats.Sxx) * R, axis=(-1, -2))
+
+
+def summed_excess_loss(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The LoRA-ML objective of per-task models: ``sum_t`` of :func:`excess_losses`.
+
+    Parameters
+    ----------
+    stats : Statistics
+        Statistics of shape (..., T, d, d).
+    W : ndarray of shape (..., T, d, d)
+
+    Returns
+    -------
+    ndarray of shape (...)
+        Population: ``sum_t ||(W_t - W*_t) Sigma_t^{1/2}||_F^2``; sample: the summed
+        empirical loss ``sum_t (1/N) sum_i ||y_ti - W_t x_ti||^2``.
+    """
+    return np.sum(excess_losses(stats, W), axis=-1)

@@ -78,7 +78,7 @@ def test_same_seed_same_start_for_every_base(rng):
 
 
 def test_rate_from_truth_is_parametric():
-    """From A*, the excess loss after reduced-rank regression decays like 1/n (THEORY.md sec. 4)."""
+    """From A*, the excess loss after reduced-rank regression decays like 1/n."""
     fam = lt.TaskFamily.random(d=6, k=1, T=3, sigma=0.5, seed=0)
     new = fam.new_task(seed=1)
     ns = np.array([200, 800, 3200])

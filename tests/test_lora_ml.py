@@ -115,7 +115,7 @@ def test_span_reduction_memory_stays_a_few_d_by_d():
 
 
 def test_paper_protocol_matches_per_sample_reference(rng):
-    """Sufficient statistics reproduce the per-sample iterates (THEORY.md sec. 2) to 1e-8."""
+    """Sufficient statistics reproduce the per-sample iterates to 1e-8."""
     fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=rng)
     data = fam.sample(300, seed=rng)
     fit = lt.fit_lora_ml(data, k=1, method="paper", seed=7, max_iter=40)
