@@ -9,6 +9,7 @@ ground truth. The paper's own algorithm lives in :mod:`lowrank_theory.paper_prot
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,9 +36,9 @@ from lowrank_theory.adapters import (
 from lowrank_theory.losses import (
     Source,
     Statistics,
-    excess_losses,
     loss_gradient,
     statistics,
+    summed_excess_loss,
     task_losses,
 )
 from lowrank_theory.paper_protocol import (
@@ -168,9 +169,7 @@ def _check_point(
 
 # --------------------------------------------------------------------------- objective
 def _objective(stats: Statistics, A: NDArray, delta: NDArray) -> float:
-    if stats.W_star is not None:
-        return float(np.sum(excess_losses(stats, A + delta)))
-    return float(np.sum(task_losses(stats, A + delta)) - stats.offset)
+    return float(summed_excess_loss(stats, A + delta))
 
 
 def _isotropic_residual(fam: TaskFamily, A: NDArray, factors: Factors, t: int) -> NDArray:
@@ -325,11 +324,7 @@ def _lbfgs(
 
 
 def _variable_projection(
-    stats: Statistics,
-    adapter: Adapter,
-    factors: Factors,
-    max_iter: int,
-    ftol_abs: float,
+    stats: Statistics, adapter: Adapter, factors: Factors, max_iter: int, ftol_abs: float,
     history: list[float],
 ) -> tuple[NDArray, Factors, scipy.optimize.OptimizeResult]:
     """L-BFGS over the factors with the base eliminated by its exact minimiser."""
@@ -352,13 +347,8 @@ def _variable_projection(
 
 
 def _joint_lbfgs(
-    stats: Statistics,
-    adapter: Adapter,
-    A: NDArray,
-    factors: Factors,
-    max_iter: int,
-    ftol_abs: float,
-    history: list[float],
+    stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors, max_iter: int,
+    ftol_abs: float, history: list[float],
 ) -> tuple[NDArray, Factors, scipy.optimize.OptimizeResult]:
     """L-BFGS jointly over the base and the factors."""
     shape = factors[0].shape
@@ -376,11 +366,7 @@ def _joint_lbfgs(
 
 
 def _alternating(
-    stats: Statistics,
-    adapter: Adapter,
-    A: NDArray,
-    max_iter: int,
-    ftol_abs: float,
+    stats: Statistics, adapter: Adapter, A: NDArray, max_iter: int, ftol_abs: float,
     history: list[float],
 ) -> tuple[NDArray, Factors, int]:
     """Exact block minimisation for identity input covariance: U-step then A-step.
@@ -414,25 +400,13 @@ def _reduced_isotropic_stats(fam: TaskFamily, Q: NDArray) -> Statistics:
     u = Q.T @ fam.U_star
     D = u @ np.swapaxes(u, 1, 2)
     m = Q.shape[1]
-    return Statistics(
-        np.broadcast_to(np.eye(m), D.shape),
-        D,
-        np.einsum("tij,tij->t", D, D),
-        0.0,
-        population=True,
-        W_star=D,
-        identity_inputs=True,
-    )
+    syy = np.einsum("tij,tij->t", D, D)
+    return Statistics(np.broadcast_to(np.eye(m), D.shape), D, syy, 0.0, True, D, True)
 
 
 def _initial_factors(
-    adapter: Adapter,
-    T: int,
-    d: int,
-    rng: np.random.Generator,
-    U0: ArrayLike | None,
-    V0: ArrayLike | None,
-    scale: float,
+    adapter: Adapter, T: int, d: int, rng: np.random.Generator, U0: ArrayLike | None,
+    V0: ArrayLike | None, scale: float,
 ) -> Factors:
     if U0 is None:
         if V0 is not None:
@@ -657,22 +631,9 @@ def _fit_span(source: TaskFamily, adapter: Adapter, max_iter: int | None) -> LoR
         else:
             message += " reached the objective target"
         result = _result(stats, adapter, b, factors, history, n_iter, message, "exact")
-    A = source.A_star + Q @ b @ Q.T
     factors = tuple(Q @ f for f in factors)
-    return LoRAMLResult(
-        A,
-        factors[0],
-        factors[1] if len(factors) > 1 else None,
-        result.objective,
-        result.history,
-        result.grad_norm,
-        result.stationarity,
-        result.converged,
-        result.n_iter,
-        result.message,
-        "exact",
-        adapter,
-    )
+    V = factors[1] if len(factors) > 1 else None
+    return dataclasses.replace(result, A=source.A_star + Q @ b @ Q.T, U=factors[0], V=V)
 
 
 def _fit_paper(stats, adapter, A, factors, max_iter, inner_steps, lr_U, lr_A, convention):
@@ -697,10 +658,7 @@ def _fit_paper(stats, adapter, A, factors, max_iter, inner_steps, lr_U, lr_A, co
 
 
 def _data_driven_start(
-    stats: Statistics,
-    adapter: Adapter,
-    rng: np.random.Generator,
-    scale: float,
+    stats: Statistics, adapter: Adapter, rng: np.random.Generator, scale: float,
     W_ls: NDArray[np.float64] | None,
 ) -> Factors:
     """Adapters fitted to each task's own least-squares model minus the SR base.

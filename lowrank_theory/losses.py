@@ -120,6 +120,14 @@ def statistics(source: Source) -> Statistics:
     -----
     Population: ``Sxx = Sigma_t``, ``Sxy = Sigma_t W*_t^T``,
     ``syy = tr(W*_t Sigma_t W*_t^T) + d sigma^2``.
+
+    Examples
+    --------
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=3, k=1, T=2, sigma=0.5, seed=0)
+    >>> stats = statistics(fam)
+    >>> stats.Sxx.shape, stats.offset  # offset T d sigma^2 = 2 * 3 * 0.25
+    ((2, 3, 3), 1.5)
     """
     if isinstance(source, TaskData):
         X, Y = source.X, source.Y
@@ -153,6 +161,16 @@ def task_losses(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float64
     Returns
     -------
     ndarray of shape (..., T)
+
+    Examples
+    --------
+    At the truth only the noise is left, ``d sigma^2`` per task:
+
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=3, k=1, T=2, sigma=0.5, seed=0)
+    >>> np.round(task_losses(statistics(fam), fam.W_star), 12)
+    array([0.75, 0.75])
     """
     quad = np.sum((W if stats.identity_inputs else W @ stats.Sxx) * W, axis=(-1, -2))
     cross = np.sum(W * stats.Syx, axis=(-1, -2))

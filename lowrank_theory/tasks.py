@@ -126,10 +126,10 @@ class TaskFamily:
         if k < 1 or k > d:
             raise ValueError(f"the offset rank k must satisfy 1 <= k <= d={d}, got k={k}.")
         sigma = check_float(self.sigma, "sigma", minimum=0.0)
-        with np.errstate(over="ignore"):
-            _check_scale(d * sigma**2, "sigma")
-            _check_scale(d * d * float(np.max(np.abs(A))) ** 2, "A_star")
-            _check_scale(d * d * (k * float(np.max(np.abs(U))) ** 2) ** 2, "U_star")
+        with np.errstate(over="ignore"):  # numpy floats: overflow gives inf, tested below
+            _check_scale(d * np.float64(sigma) ** 2, "sigma")
+            _check_scale(d * d * np.max(np.abs(A)) ** 2, "A_star")
+            _check_scale(d * d * (k * np.max(np.abs(U)) ** 2) ** 2, "U_star")
         Sigma = None if self.Sigma is None else check_covariance(self.Sigma, "Sigma", d, T)
         object.__setattr__(self, "A_star", _frozen(A))
         object.__setattr__(self, "U_star", _frozen(U))
