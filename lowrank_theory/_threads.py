@@ -17,9 +17,11 @@ from typing import ContextManager
 
 from threadpoolctl import ThreadpoolController
 
-#: Largest matrix side for which a solver's loop runs on one BLAS thread. Above it the
-#: arithmetic per call is large enough for several threads to pay off on an idle machine.
-SINGLE_THREAD_MAX_DIM = 256
+#: Largest matrix side for which a solver's loop runs on one BLAS thread: the sizes at which
+#: one thread won every product and eigendecomposition on the 2-core machine under load.
+#: Above it the arithmetic per call is large enough for several threads to pay off when
+#: the cores are free.
+SINGLE_THREAD_MAX_DIM = 512
 
 
 @functools.cache
