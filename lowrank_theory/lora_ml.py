@@ -480,10 +480,11 @@ def fit_lora_ml(
     inner_steps, lr_U, lr_A, init_scale
         The paper protocol's schedule (``"paper"``) and the random start's scale.
     convention : {"paper", "sum"}, default="paper"
-        Loss convention of the ``"paper"`` steps: ``"paper"`` steps each ``U_t`` on its
-        task's half mean squared error ``L_t / 2`` and ``A`` on ``(1/T) sum_t L_t / 2``, as the
-        authors' script does; ``"sum"`` steps both on ``sum_t L_t``. The other methods
-        minimise the objective, whose minimisers do not depend on its scale.
+        Loss convention of the ``"paper"`` steps, with ``L_t`` the task's mean squared error:
+        ``"paper"`` (the authors' script) ``U_t <- U_t - lr_U d(L_t / 2)/dU_t`` and
+        ``A <- A - lr_A d((1/T) sum_t L_t / 2)/dA``; ``"sum"`` ``U_t <- U_t - lr_U dF/dU_t``
+        and ``A <- A - lr_A dF/dA`` with ``F = sum_t L_t``. The other methods minimise the
+        objective, whose minimisers do not depend on its scale.
 
     Returns
     -------
