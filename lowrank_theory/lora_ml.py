@@ -49,6 +49,7 @@ from lowrank_theory.paper_protocol import (
     PAPER_LR_A,
     PAPER_LR_U,
     PAPER_ROUNDS,
+    paper_round,  # noqa: F401 - re-exported: the protocol's rounds were defined here before
     run_paper_protocol,
 )
 from lowrank_theory.retraining import BaseStep, check_pooled_design
@@ -293,6 +294,11 @@ def stationarity(
     terms = float(np.sqrt(np.sum(WS**2) + np.sum(stats.Syx**2)))
     scale = 2.0 * terms * max(1.0, factor_norm)
     return grad_norm, (grad_norm / scale if scale > 0 else 0.0)
+
+
+def _full_gradient_norm(stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors) -> float:
+    # The gradient norm alone, as lowrank_theory.landscape uses it.
+    return stationarity(stats, adapter, A, factors)[0]
 
 
 def _lbfgs(

@@ -120,14 +120,16 @@ def paper_round(
     inner_steps: int = PAPER_INNER_STEPS,
     lr_U: float = PAPER_LR_U,
     lr_A: float = PAPER_LR_A,
-    convention: str = "paper",
+    *,
+    convention: str,
 ) -> tuple[NDArray[np.float64], Factors]:
     """One round of the paper protocol: ``inner_steps`` factor steps, then one base step.
 
     Broadcasts over leading batch axes of ``stats``, ``A`` (..., d, d) and the factors
     (..., T, d, r), so independent runs (seeds, configurations) can advance together. This is
     the plain form for any adapter; :func:`run_paper_protocol` uses a fused form for
-    symmetric adapters.
+    symmetric adapters. ``convention`` (``"paper"`` or ``"sum"``, module docstring) has no
+    default: the meaning of ``lr_U`` and ``lr_A`` depends on it, so every caller states it.
 
     Returns
     -------
@@ -212,7 +214,9 @@ def _plain_rounds(
     stats, adapter, A, factors, rounds, inner_steps, lr_U, lr_A, convention, history, limit
 ):
     for r in range(rounds):
-        A, factors = paper_round(stats, adapter, A, factors, inner_steps, lr_U, lr_A, convention)
+        A, factors = paper_round(
+            stats, adapter, A, factors, inner_steps, lr_U, lr_A, convention=convention
+        )
         obj = summed_excess_loss(stats, A[..., None, :, :] + adapter.delta(factors))
         history[r + 1] = obj
         if not np.max(obj) <= limit:  # also catches NaN

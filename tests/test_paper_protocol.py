@@ -43,7 +43,7 @@ def test_fused_symmetric_rounds_equal_the_plain_rounds(source, k):
     run = run_paper_protocol(stats, ad, np.zeros((6, 6)), f0, rounds=40)
     A, f = np.zeros((6, 6)), f0
     for r in range(40):
-        A, f = paper_round(stats, ad, A, f)
+        A, f = paper_round(stats, ad, A, f, convention="paper")
         assert run.history[r + 1] == pytest.approx(float(summed_excess_loss(stats, A + ad.delta(f))),
                                                    rel=1e-10, abs=1e-12)
     np.testing.assert_allclose(run.A, A, rtol=0, atol=1e-13)

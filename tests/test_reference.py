@@ -61,7 +61,7 @@ def test_rank_two_and_the_plain_round_match_the_reference():
     stats, ad = statistics(data), SymmetricAdapter(2)
     A_p, f_p = np.zeros((7, 7)), ad.init_factors(4, 7, np.random.default_rng(3), 0.1)
     for _ in range(100):
-        A_p, f_p = paper_round(stats, ad, A_p, f_p)
+        A_p, f_p = paper_round(stats, ad, A_p, f_p, convention="paper")
     assert max(np.abs(A_p - A).max(), np.abs(f_p[0] - factors[0]).max()) <= ITERATE_ATOL
 
 
@@ -79,7 +79,7 @@ def test_the_comparison_catches_a_wrong_chain_rule_and_a_wrong_convention():
     stats, bad = statistics(data), _WrongChainRule(1)
     A_b, f_b = np.zeros((10, 10)), bad.init_factors(3, 10, np.random.default_rng(0), 0.1)
     for _ in range(300):
-        A_b, f_b = paper_round(stats, bad, A_b, f_b)
+        A_b, f_b = paper_round(stats, bad, A_b, f_b, convention="paper")
     assert max(np.abs(A_b - A).max(), np.abs(f_b[0] - U).max()) > 1e3 * ITERATE_ATOL
     other = lt.fit_lora_ml(data, k=1, method="paper", seed=0, max_iter=300, convention="sum")
     assert _max_diff(other, A, (U,)) > 1e3 * ITERATE_ATOL
