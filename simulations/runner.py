@@ -27,7 +27,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,9 @@ class Experiment:
     seeds_per_unit : int or None
         Seeds handed to one call of ``run``; ``None`` hands all of a config's seeds at once
         (for run functions that batch seeds as an array axis).
+    options : tuple of str
+        Keyword arguments ``run`` accepts beyond (config, seeds) (a device, a data folder);
+        :func:`run_experiment` passes them through and rejects any other name.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Experiment:
     quick: Sweep
     full: Sweep
     seeds_per_unit: int | None = 1
+    options: tuple[str, ...] = ()
 
     def sweep(self, size: str) -> Sweep:
         """Return the sweep of ``size`` (``"quick"`` or ``"full"``)."""
@@ -386,6 +390,7 @@ def run_experiment(
     sweep: Sweep | None = None,
     executor: Any = None,
     progress: bool | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run the units of one experiment that have not finished yet, then write its table.
 
@@ -403,6 +408,9 @@ def run_experiment(
         An entered executor; the default runs in this process.
     progress : bool or None
         Show a progress bar; ``None`` shows it only when stderr is a terminal.
+    options : mapping, optional
+        Keyword arguments for every ``experiment.run`` call; each must be named in
+        ``experiment.options``.
 
     Returns
     -------
@@ -411,10 +419,17 @@ def run_experiment(
     Raises
     ------
     ValueError
-        If ``size`` is not a known size.
+        If ``size`` is not a known size, or an option is not one ``experiment`` accepts
+        (checked before any work).
     """
     from tqdm.auto import tqdm
 
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(experiment.options))
+    if unknown:
+        raise ValueError(f"{experiment.name} accepts the options "
+                         f"{list(experiment.options) or 'none'}; got {unknown}")
+    run = functools.partial(experiment.run, **options) if options else experiment.run
     start = time.perf_counter()
     sweep = experiment.sweep(size) if sweep is None else sweep
     exp_dir = Path(out) / experiment.name
@@ -440,7 +455,7 @@ def run_experiment(
         bar = tqdm(total=len(todo), desc=experiment.name, unit="run", disable=disable, leave=False)
         with executor if own else contextlib.nullcontext(), bar:
             pending = [units[i] for i in todo]
-            for j, frame in executor.imap_unordered(experiment.run, pending):
+            for j, frame in executor.imap_unordered(run, pending):
                 unit = pending[j]
                 atomic_write_table(_with_keys(frame, experiment.name, unit.config), paths[todo[j]])
                 bar.update(1)
