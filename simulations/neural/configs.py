@@ -292,12 +292,16 @@ class VisionConfig(NeuralConfig):
 
 def vision_sweep(preset: str = "paper", steps_scale: float = 1.0,
                  seeds: tuple[int, ...] | None = None) -> Sweep:
-    """The vision experiment: one config (every method and mode), seeds 0..4 by default.
+    """The vision experiment: one config per retraining method, seeds 0..4 by default.
+
+    One config per method makes each method a unit of work of its own: units run in parallel
+    worker processes, and a killed run loses at most the methods in flight.
 
     Examples
     --------
-    >>> vision_sweep("cpu", steps_scale=0.1).configs[0].retrain_steps
-    50
+    >>> sweep = vision_sweep("cpu", steps_scale=0.1)
+    >>> [c.methods for c in sweep.configs], sweep.configs[0].retrain_steps
+    ([('sr',), ('lora_ml',), ('reptile',), ('last_layer_ml',)], 50)
     """
     _check_choice("preset", preset, PRESETS)
     _check_positive_float("steps_scale", steps_scale)
@@ -314,7 +318,8 @@ def vision_sweep(preset: str = "paper", steps_scale: float = 1.0,
         )
     config = replace(config, retrain_steps=scaled(config.retrain_steps, steps_scale),
                      finetune_steps=scaled(config.finetune_steps, steps_scale))
-    return Sweep((config,), tuple(range(5)) if seeds is None else tuple(seeds))
+    configs = tuple(replace(config, methods=(m,)) for m in config.methods)
+    return Sweep(configs, tuple(range(5)) if seeds is None else tuple(seeds))
 
 
 # --------------------------------------------------------------------------- language

@@ -173,7 +173,10 @@ def test_paper_presets_are_the_authors_settings():
         assert (c.retrain_steps, c.finetune_steps) == (40000, 15000)
         assert (c.input_std, c.symmetric_base) == (1.0, False)
         assert c.finetune_ranks == ((1, 3) if c.T == 2 else (1,))
-    vision = C.vision_sweep("paper").configs[0]
+    vision_sweep = C.vision_sweep("paper")
+    assert [c.methods for c in vision_sweep.configs] == [
+        ("sr",), ("lora_ml",), ("reptile",), ("last_layer_ml",)]
+    vision = vision_sweep.configs[0]
     assert vision.dataset == "cifar10" and vision.test_pair == (8, 9)
     assert vision.retrain_pairs == ((0, 1), (2, 3), (4, 5), (6, 7))
     assert (vision.depth, vision.patch, vision.width) == (1, 4, 512)
