@@ -10,8 +10,9 @@
 #   shallow/neural_shallow.csv its table (10 seeds, 6 settings + rank 3k at T = 2,
 #                             40,000 + 15,000 steps) and figures/neural_shallow_paper.png
 #   env.txt                   versions and the GPU
-# Overrides (for a dry run on CPU at tiny scale):
+# Overrides (for a dry run on CPU at tiny scale; PYTHON picks an interpreter that has torch):
 #   OUT=/tmp/g STEPS_SCALE=0.002 DEVICE=cpu bash benchmarks/gpu_check.sh
+#   PYTHON=.venv/bin/python OUT=/tmp/g STEPS_SCALE=0.002 DEVICE=cpu bash benchmarks/gpu_check.sh
 # Time limits per stage keep the whole check under ~8 minutes on one H100; a stage that runs
 # over is stopped and the script goes on, so a partial log is still useful.
 set -u -o pipefail
@@ -35,6 +36,10 @@ status=0
   nvidia-smi || true
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  echo "gpu_check: $PYTHON cannot import torch; set PYTHON=/path/to/python" >&2
+  exit 2
+fi
 
 # (a) rates on every available device; on DEVICE=cpu only the CPU is measured.
 if [ "$DEVICE" = "cpu" ]; then bench_devices="cpu"; else bench_devices="cpu $DEVICE"; fi

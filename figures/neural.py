@@ -53,9 +53,13 @@ def style_of(method: str) -> dict[str, str]:
     return NEURAL_STYLE.get(METHOD_LABEL.get(method, method), method_style(method))
 
 
-def _legend_right(fig, handles: list, labels: list, title: str | None = None,
-                  width: float = 0.2) -> None:
+#: Width (inches) of the strip right of the axes that holds a figure's legend.
+LEGEND_INCHES = 1.9
+
+
+def _legend_right(fig, handles: list, labels: list, title: str | None = None) -> None:
     # The legend gets its own strip right of the axes, so it never covers data.
+    width = LEGEND_INCHES / fig.get_figwidth()
     fig.tight_layout(rect=(0.0, 0.0, 1.0 - width, 1.0))
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0 - width, 0.5),
                frameon=False, title=title)

@@ -1,7 +1,10 @@
 """Task sets for the neural experiments: the shallow teacher and binary image-pair tasks.
 
 A :class:`TaskSet` is the one task iterator every retraining method consumes: per task a tuple
-of tensors ``(inputs..., target)`` with the samples along the first axis.
+of tensors ``(inputs..., target)`` with the samples along the first axis. Image pairs come from
+scikit-learn's bundled digits or from CIFAR-10, read from the batch files of its python version
+by :func:`read_cifar10` (a restricted unpickler and shape, dtype and label checks; no
+torchvision), and :func:`random_crop_flip` is the CIFAR-10 scripts' augmentation on tensors.
 """
 
 from __future__ import annotations

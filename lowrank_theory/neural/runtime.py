@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 
 import torch
@@ -131,7 +132,8 @@ def run_steps(
     Returns
     -------
     str
-        ``"cuda-graph"`` or ``"eager"``: how the bulk of the steps ran.
+        ``"cuda-graph"`` or ``"eager"``: how the bulk of the steps ran (a capture that fails
+        falls back to eager steps with a ``RuntimeWarning``).
 
     Notes
     -----
@@ -161,9 +163,19 @@ def run_steps(
     torch.cuda.current_stream(device).wait_stream(side)
     done = GRAPH_WARMUP
     cuda_graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(cuda_graph):
-        for j in range(chunk):
-            step(j)
+    try:
+        with torch.cuda.graph(cuda_graph):
+            for j in range(chunk):
+                step(j)
+    except RuntimeError as exc:
+        # A capture records kernels without running them, so a failed one leaves the
+        # training state as it was: the steps still run, only without the speed-up.
+        warnings.warn(f"CUDA graph capture failed ({exc}); running the steps eagerly",
+                      RuntimeWarning, stacklevel=2)
+        torch.cuda.synchronize(device)
+        for start in range(done, steps, chunk):
+            eager(min(chunk, steps - start))
+        return "eager"
     while steps - done >= chunk:
         cuda_graph.replay()
         done += chunk
