@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lowrank_theory.neural.data import DataMissingError
 from simulations.neural.configs import (
     LanguageConfig,
     NeuralConfig,
@@ -18,9 +19,9 @@ from simulations.neural.configs import (
     shallow_sweep,
     vision_sweep,
 )
-from simulations.neural.language import run_language
+from simulations.neural.language import run_language, tasks_of
 from simulations.neural.shallow import run_shallow
-from simulations.neural.vision import run_vision
+from simulations.neural.vision import check_cifar, run_vision
 from simulations.runner import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -67,19 +68,8 @@ def check_inputs(config: NeuralConfig, data_dir: str | None, model_dir: str | No
         With the message the command line prints (where to put the data, what to pass).
     """
     if isinstance(config, VisionConfig) and config.dataset == "cifar10":
-        from lowrank_theory.neural.data import DataMissingError, cifar_folder
-
-        if data_dir is None:
-            raise DataMissingError(
-                "the paper-size vision experiment reads CIFAR-10 from disk: pass --data-dir "
-                "DIR where DIR/cifar-10-batches-py holds the python version of CIFAR-10 "
-                "(https://www.cs.toronto.edu/~kriz/cifar.html)"
-            )
-        cifar_folder(data_dir)
+        check_cifar(data_dir)
     if isinstance(config, LanguageConfig):
-        from lowrank_theory.neural.data import DataMissingError
-        from simulations.neural.language import tasks_of
-
         tasks_of(config, data_dir)
         if not config.tiny_model or model_dir is not None:
             if model_dir is None or not (Path(model_dir).expanduser() / "config.json").is_file():

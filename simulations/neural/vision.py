@@ -21,6 +21,7 @@ from lowrank_theory.neural.data import (
     DataMissingError,
     PairTasks,
     TaskSet,
+    cifar_folder,
     load_cifar_pairs,
     load_digits_pairs,
     random_crop_flip,
@@ -46,6 +47,23 @@ STACKED = ("sr", "lora_ml", "last_layer_ml")
 EVAL_CHUNK = 1000
 
 
+def check_cifar(data_dir: str | None) -> None:
+    """Check that ``data_dir`` holds CIFAR-10's python batches (cheap: no file is read).
+
+    Raises
+    ------
+    DataMissingError
+        If ``data_dir`` is None or lacks the files; the message says where to get them.
+    """
+    if data_dir is None:
+        raise DataMissingError(
+            "the paper-size vision experiment reads CIFAR-10 from disk: pass --data-dir DIR "
+            "where DIR/cifar-10-batches-py holds the python version of CIFAR-10 "
+            "(https://www.cs.toronto.edu/~kriz/cifar.html)"
+        )
+    cifar_folder(data_dir)
+
+
 def load_pairs(config: VisionConfig, data_dir: str | None) -> PairTasks:
     """The config's class-pair tasks: bundled digits, or CIFAR-10 from ``data_dir``.
 
@@ -56,12 +74,7 @@ def load_pairs(config: VisionConfig, data_dir: str | None) -> PairTasks:
     """
     if config.dataset == "digits":
         return load_digits_pairs(config.retrain_pairs, config.test_pair, seed=0)
-    if data_dir is None:
-        raise DataMissingError(
-            "the paper-size vision experiment reads CIFAR-10 from disk: pass --data-dir DIR "
-            "where DIR/cifar-10-batches-py holds the python version of CIFAR-10 "
-            "(https://www.cs.toronto.edu/~kriz/cifar.html)"
-        )
+    check_cifar(data_dir)
     return load_cifar_pairs(data_dir, config.retrain_pairs, config.test_pair)
 
 

@@ -224,3 +224,14 @@ def test_configs_validate_their_fields():
     with pytest.raises(ValueError, match="steps_scale"):
         C.shallow_sweep("cpu", steps_scale=0.0)
     assert C.ShallowConfig(sigma=0.0).sigma == 0.0
+
+
+def test_docstring_examples():
+    """The Examples sections of the neural configs and helpers run as doctests."""
+    import doctest
+    import importlib
+
+    for name in ("simulations.neural.configs", "simulations.neural.common"):
+        result = doctest.testmod(importlib.import_module(name),
+                                 optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0 and result.attempted > 0, name
