@@ -2,8 +2,8 @@
 
 import dataclasses
 import fcntl
-import json
 import importlib.util
+import json
 import os
 import stat
 import subprocess
