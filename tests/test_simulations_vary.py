@@ -7,7 +7,6 @@ limit, the ground-truth schemes with slices of one draw. Every comparison has a 
 must fail.
 """
 
-import contextlib
 import dataclasses
 
 import numpy as np
@@ -32,19 +31,6 @@ from simulations.vary import (
 
 #: A small config that runs in well under a second.
 SMALL = VaryConfig(d=4, T=3, N=60, n=30, k=1, rounds=30, ft_steps=50)
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Run as the runner's workers do (multi-threaded BLAS on d x d matrices only adds overhead)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1)
-    with limits:
-        yield
 
 
 def _rows(table, seed, method):

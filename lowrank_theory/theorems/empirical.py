@@ -35,8 +35,8 @@ from lowrank_theory.lora_ml import (
     paper_round,
 )
 from lowrank_theory.losses import Source, Statistics, statistics
-from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.metrics import base_error
+from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.tasks import TaskData, TaskFamily
 
 from .constructions import _check_family, offset_columns_independent
