@@ -20,8 +20,8 @@ the adapted model ``W = A + U V^T`` on the new task ``W*``:
 The curve is recorded at :func:`record_iterations` (a few hundred iterations, log- and
 evenly-spaced, plus the last), not at every one of up to 10,000 steps.
 
-``authors_quirks=True`` reproduces two departures of the authors' script from the model it
-states, so that their figures can be matched number for number: the noise has standard
+``authors_quirks=True`` reproduces two measured departures of the authors' script from the
+model it states, so that the setting of their figures can be run: the noise has standard
 deviation ``sigma^2`` instead of ``sigma``, and their SR baseline (method ``"SR (authors)"``,
 :func:`authors_sr_baseline`) is gradient descent on ``A`` with each task's random, never
 updated ``U0_t U0_t^T`` left inside the model, whose limit is pooled least squares minus the

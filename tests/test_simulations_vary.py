@@ -250,3 +250,14 @@ def test_vary_rows_of_a_seed_do_not_depend_on_its_batch(family):
     alone = run_vary(config, (1,))
     pd.testing.assert_frame_equal(both[both["seed"] == 1].reset_index(drop=True), alone,
                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["simulations.vary", "simulations.configs", "simulations.streams"])
+def test_docstring_examples_run(name):
+    """The Examples of the vary modules run (the stated step counts and record grid)."""
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
