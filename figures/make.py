@@ -27,8 +27,14 @@ from simulations.store import atomic_write_text
 
 #: For each experiment, the figures drawn from its table: (file stem, drawing function).
 FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
-    "vary": (("vary", plots.plot_vary),) + tuple(
-        (f"vary_{p}", (lambda table, p=p: plots.plot_vary(table, params=(p,))))
+    "vary": (
+        ("vary", plots.plot_vary),
+        ("vary_paper_quantity", lambda table: plots.plot_vary(table,
+                                                              quantities=("insample_error",))),
+        ("vary_quirks", plots.plot_vary_quirks),
+    ) + tuple(
+        (f"vary_{p}", (lambda table, p=p: plots.plot_vary(table, params=(p,),
+                                                          quantities=tuple(plots.VARY_QUANTITIES))))
         for p in plots.VARY_VALUES),
     "phase": (("phase_diagram", plots.plot_phase),),
     "rate": (("adaptation_rate", plots.plot_rate),),
@@ -41,9 +47,10 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
 
 #: Where ``publish`` copies the PNGs the README shows.
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
-#: The figures the README shows (the per-parameter ``vary_*`` figures repeat the ``vary`` grid).
-PUBLISHED: tuple[str, ...] = ("vary", "phase_diagram", "adaptation_rate", "landscape",
-                             "schemes_budget")
+#: The figures the README shows (the per-parameter ``vary_*`` figures repeat the ``vary`` grids,
+#: with both quantities).
+PUBLISHED: tuple[str, ...] = ("vary", "vary_paper_quantity", "vary_quirks", "phase_diagram",
+                             "adaptation_rate", "landscape", "schemes_budget")
 #: Modules whose source decides what a figure looks like; a change to one redraws the figures.
 DRAWING_MODULES: tuple[str, ...] = ("figures.make", "figures.plots", "figures.schemes",
                                     "figures.style", "simulations.configs")

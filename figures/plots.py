@@ -48,67 +48,187 @@ def _band(ax, rows: pd.DataFrame, x: str, y: str, method: str, *, markers: bool 
                     linewidth=0)
 
 
-def vary_panel_rows(table: pd.DataFrame, param: str, value: int) -> pd.DataFrame:
-    """Rows of the vary panel where ``param = value`` and every other parameter is default."""
-    mask = table[param] == value
-    for other, default in VARY_DEFAULTS.items():
-        if other != param:
-            mask &= table[other] == default
-    return table[mask]
+#: The two measures of the vary table (axis labels): the paper's plotted quantity and the
+#: population excess loss.
+VARY_QUANTITIES: dict[str, str] = {
+    "insample_error": "paper's quantity\nsum_i |(W - W*) x_i|^2",
+    "test_loss": "population excess\n|W - W*|_F^2",
+}
+#: What each quantity is, for figure titles.
+_QUANTITY_TITLE = {
+    "insample_error": "paper's quantity: the noise-free error summed over the n fine-tuning inputs",
+    "test_loss": "population excess loss on the new task",
+}
+#: Rows of the quirks figure: (authors_quirks, methods, label).
+_QUIRK_ROWS = (
+    (False, ("SR", "LoRA-ML"), "As stated: noise sd sigma, SR = pooled least squares"),
+    (True, ("SR", "LoRA-ML"), "The authors' noise (sd sigma^2), SR = pooled least squares"),
+    (True, ("SR (authors)", "LoRA-ML"), "The authors' noise and SR baseline "
+                                        "(the setting of the paper's figures)"),
+)
 
 
-def _draw_vary_panel(ax, rows: pd.DataFrame, title: str) -> None:
+def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
+                    authors_quirks: bool = False) -> pd.DataFrame:
+    """Rows of the vary panel where ``param = value`` and every other parameter is default.
+
+    Only rows with the given ``authors_quirks`` are kept (when the table has that column),
+    and the panel is cut at its sweep's fine-tuning horizon: the smallest ``ft_steps`` of
+    the configurations of the sweep (the default point runs the longest of its sweeps,
+    :func:`simulations.configs.vary_configs`, and each panel shows its own sweep's count).
+    """
+    def panel(values):
+        mask = table[param].isin(values)
+        for other, default in VARY_DEFAULTS.items():
+            if other != param:
+                mask &= table[other] == default
+        if "authors_quirks" in table:
+            mask &= table["authors_quirks"].astype(bool) == authors_quirks
+        return mask
+
+    rows = table[panel([value])]
+    if "ft_steps" in rows and not rows.empty:
+        rows = rows[rows["iteration"] <= table.loc[panel(VARY_VALUES[param]), "ft_steps"].min()]
+    return rows
+
+
+def _draw_vary_panel(ax, rows: pd.DataFrame, title: str, quantity: str = "test_loss",
+                     methods: tuple[str, ...] = ("SR", "LoRA-ML")) -> None:
     if rows.empty:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    for method in ("SR", "LoRA-ML"):
+    for method in methods:
         sub = rows[rows["method"] == method]
         if not sub.empty:
-            _band(ax, sub, "iteration", "test_loss", method)
+            _band(ax, sub, "iteration", quantity, method)
     ax.set_yscale("log")
     ax.set_title(title)
 
 
-def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES)):
-    """Test-task excess loss against fine-tuning iteration, one row of panels per parameter.
+def _check_quantities(quantities: tuple[str, ...]) -> None:
+    unknown = [q for q in quantities if q not in VARY_QUANTITIES]
+    if unknown or not quantities:
+        raise ValueError(f"quantities must be a non-empty tuple among {list(VARY_QUANTITIES)}, "
+                         f"got {quantities!r}")
+
+
+def _legend(fig, axes) -> None:
+    """One legend under the figure, with every method drawn in any panel."""
+    entries = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                   ncols=len(entries))
+
+
+def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES),
+              quantities: tuple[str, ...] = ("test_loss",)):
+    """New-task error against fine-tuning iteration, one row of panels per parameter and quantity.
 
     Parameters
     ----------
     table : DataFrame
-        The ``vary`` table (columns ``d, T, N, n, k, method, seed, iteration, test_loss``).
+        The ``vary`` table (columns ``d, T, N, n, k, method, seed, iteration`` and the
+        quantities).
     params : tuple of str
-        Which parameters to show, one row each; the paper's set is ``d, T, N, n, k``.
+        Which parameters to show; the paper's set is ``d, T, N, n, k``.
+    quantities : tuple of str
+        ``"test_loss"`` (population excess loss ``||W - W*||_F^2``) and/or
+        ``"insample_error"`` (the paper's plotted quantity, the noise-free error summed over
+        the ``n`` fine-tuning inputs, about ``n`` times the first).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Panels share the y axis within a row; mean over seeds with a min-max band.
+        Rows are (parameter, quantity) pairs; panels share the y axis within a row; mean over
+        seeds with a min-max band; runs with ``authors_quirks`` are left out
+        (:func:`plot_vary_quirks` shows them).
     """
     import matplotlib.pyplot as plt
 
-    _require(table, ["method", "seed", "iteration", "test_loss", *VARY_DEFAULTS], "vary")
+    _check_quantities(quantities)
+    _require(table, ["method", "seed", "iteration", *quantities, *VARY_DEFAULTS], "vary")
     unknown = [p for p in params if p not in VARY_VALUES]
     if unknown:
         raise ValueError(f"params must be among {list(VARY_VALUES)}, got {unknown}")
+    rows_spec = [(p, q) for p in params for q in quantities]
     with house_style():
         ncols = max(len(VARY_VALUES[p]) for p in params)
-        fig, axes = plt.subplots(len(params), ncols, figsize=(3.4 * ncols, 2.6 * len(params)),
+        fig, axes = plt.subplots(len(rows_spec), ncols,
+                                 figsize=(3.4 * ncols, 2.6 * len(rows_spec)),
                                  squeeze=False, sharey="row", layout="constrained")
-        for row, param in enumerate(params):
+        for row, (param, quantity) in enumerate(rows_spec):
             for col, value in enumerate(VARY_VALUES[param]):
                 ax = axes[row, col]
                 rows = vary_panel_rows(table, param, value)
                 others = ", ".join(f"{p}={v}" for p, v in VARY_DEFAULTS.items() if p != param)
-                _draw_vary_panel(ax, rows, f"{param} = {value}" + ("" if col else f"  ({others})"))
+                _draw_vary_panel(ax, rows, f"{param} = {value}" + ("" if col else f"  ({others})"),
+                                 quantity)
                 if col == 0:
-                    ax.set_ylabel("excess test loss")
-                if row == len(params) - 1 or len(params) == 1:
+                    ax.set_ylabel(VARY_QUANTITIES[quantity])
+                if row == len(rows_spec) - 1:
                     ax.set_xlabel("fine-tuning iteration")
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="outside lower center", ncols=2)
+        _legend(fig, axes)
         which = "varying " + ", ".join(params)
         fig.suptitle("Fine-tuning on an unseen task after LoRA-ML or SR retraining\n"
-                     f"({which}; mean and min-max band over seeds)")
+                     f"({which}; mean and min-max band over seeds)\n"
+                     + "\n".join(_QUANTITY_TITLE[q] for q in quantities))
+    return fig
+
+
+def plot_vary_quirks(table: pd.DataFrame, param: str = "T", quantity: str = "insample_error"):
+    """What the authors' two quirks change: one row per setting, one column per value.
+
+    Rows: the model as stated (noise standard deviation ``sigma``, SR by pooled least
+    squares); the authors' noise (standard deviation ``sigma^2``) with the same SR; and both
+    quirks, the noise and the authors' SR baseline (the setting of the paper's figures).
+    The first row comes from runs without ``authors_quirks``, the other two from the runs
+    with it (which report both SR baselines on the same samples).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The ``vary`` table.
+    param : str
+        The swept parameter (the T sweep shows the T = 2 gap of the paper's figure).
+    quantity : str
+        ``"insample_error"`` (the paper's, default) or ``"test_loss"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    _check_quantities((quantity,))
+    _require(table, ["method", "seed", "iteration", quantity, *VARY_DEFAULTS], "vary")
+    if param not in VARY_VALUES:
+        raise ValueError(f"param must be one of {list(VARY_VALUES)}, got {param!r}")
+    values = VARY_VALUES[param]
+    with house_style():
+        fig = plt.figure(figsize=(3.4 * len(values), 2.9 * len(_QUIRK_ROWS)),
+                         layout="constrained")
+        subfigs = fig.subfigures(len(_QUIRK_ROWS), 1)
+        axes = np.array([sub.subplots(1, len(values)) for sub in subfigs])
+        for row, (quirks, methods, label) in enumerate(_QUIRK_ROWS):
+            subfigs[row].suptitle(label)
+            for col, value in enumerate(values):
+                ax = axes[row, col]
+                rows = vary_panel_rows(table, param, value, authors_quirks=quirks)
+                _draw_vary_panel(ax, rows, f"{param} = {value}", quantity, methods)
+                if col == 0:
+                    ax.set_ylabel(VARY_QUANTITIES[quantity])
+                if row == len(_QUIRK_ROWS) - 1:
+                    ax.set_xlabel("fine-tuning iteration")
+        # One y range for the whole figure, so the rows compare at a glance.
+        limits = np.array([ax.get_ylim() for ax in axes.flat])
+        for ax in axes.flat:
+            ax.set_ylim(limits[:, 0].min(), limits[:, 1].max())
+        _legend(fig, axes)
+        fig.suptitle("What the authors' noise (sd sigma^2) and SR baseline change, one at a "
+                     f"time\n{_QUANTITY_TITLE[quantity]}; mean and min-max band over seeds",
+                     fontsize=11)
     return fig
 
 

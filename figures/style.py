@@ -29,6 +29,7 @@ OKABE_ITO: dict[str, str] = {
 METHOD_STYLE: dict[str, dict[str, str]] = {
     "LoRA-ML": {"color": OKABE_ITO["blue"], "linestyle": "-", "marker": "o"},
     "SR": {"color": OKABE_ITO["vermillion"], "linestyle": "--", "marker": "s"},
+    "SR (authors)": {"color": OKABE_ITO["orange"], "linestyle": "-.", "marker": "D"},
     "oracle": {"color": OKABE_ITO["bluish_green"], "linestyle": ":", "marker": "^"},
 }
 #: Colour of reference lines (rates, floors).

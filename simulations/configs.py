@@ -102,9 +102,16 @@ class ExperimentConfig:
         return {k: v for k, v in self.to_dict().items() if not isinstance(v, list)}
 
 
+#: Ground-truth schemes of the vary experiment (see :class:`VaryConfig`).
+VARY_FAMILIES: tuple[str, ...] = ("per-run", "per-seed")
+
+
 @dataclass(frozen=True)
 class VaryConfig(ExperimentConfig):
-    """One configuration of the paper's linear "vary" set (THEORY.md section 6).
+    """One configuration of the paper's linear "vary" set (docs/theory.md, section 15).
+
+    The defaults are the authors' (``linear/run.py`` of github.com/jacob-block/peft-ml) at the
+    default point of the set. The experiment itself is :func:`simulations.vary.run_vary`.
 
     Parameters
     ----------
@@ -112,13 +119,29 @@ class VaryConfig(ExperimentConfig):
         Dimension, number of retraining tasks, samples per retraining task, samples of the new
         task, adapter rank.
     sigma : float
-        Noise standard deviation.
+        Noise standard deviation (but see ``authors_quirks``).
     rounds : int
-        Block-coordinate rounds of the paper's LoRA-ML retraining (``fit_lora_ml(method="paper")``).
+        Block-coordinate rounds of the paper's LoRA-ML retraining
+        (``fit_lora_ml(method="paper")``, the authors' steps); also the base steps of the
+        authors' SR baseline.
     ft_steps : int
-        Gradient steps of fine-tuning on the new task.
+        Gradient steps of fine-tuning on the new task. The authors run 10,000 in their T and k
+        sweeps, 1,400 in the d sweep and 1,000 in the N and n sweeps (``VARY_FT_STEPS``).
     ft_lr : float
-        Fine-tuning step size (0.005 in the paper).
+        Fine-tuning step size (0.005 in the paper), on the half mean squared error.
+    family : {"per-run", "per-seed"}
+        ``"per-run"`` (the authors'): one ground truth (base, offsets, new task, fine-tuning
+        start) for every seed, drawn from ``family_seed`` at the largest shape of the vary set
+        and sliced, so the configs of the set are nested; the seeds vary only the samples and
+        the retraining start. ``"per-seed"``: a fresh ground truth for every seed, so the
+        seed bands also show the variation across families.
+    family_seed : int
+        Seed of the ``"per-run"`` ground truth (unused by ``"per-seed"``).
+    authors_quirks : bool
+        Reproduce two departures of the authors' script: noise with standard deviation
+        ``sigma**2``, and their SR baseline (gradient descent on ``A`` with random, never
+        updated ``U0_t U0_t^T`` inside), reported as method ``"SR (authors)"`` beside the
+        pooled least-squares SR.
     """
 
     d: int = 10
@@ -128,14 +151,22 @@ class VaryConfig(ExperimentConfig):
     k: int = 1
     sigma: float = 0.1
     rounds: int = 3000
-    ft_steps: int = 1000
+    ft_steps: int = 10000
     ft_lr: float = 0.005
+    family: str = "per-run"
+    family_seed: int = 0
+    authors_quirks: bool = False
 
     def _validate(self) -> None:
         for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
             _check_int(name, getattr(self, name), 1)
+        _check_int("family_seed", self.family_seed, 0)
         _check_positive_float("sigma", self.sigma, allow_zero=True)
         _check_positive_float("ft_lr", self.ft_lr)
+        _check_choice("family", self.family, VARY_FAMILIES)
+        if not isinstance(self.authors_quirks, bool):
+            raise TypeError(f"authors_quirks must be True or False, got "
+                            f"{type(self.authors_quirks).__name__} {self.authors_quirks!r}")
         if self.k > self.d:
             raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
                              f"d={self.d}")
@@ -144,14 +175,19 @@ class VaryConfig(ExperimentConfig):
     def ft_rank(self) -> int:
         """Fine-tuning adapter rank of the paper protocol: ``k``, or ``3k`` when ``T = 2``.
 
-        With two tasks LoRA-ML may recover ``A*`` only up to a rank-2k error (THEORY.md
-        section 4), so the paper gives the fine-tuning adapter the room to absorb it.
+        With two tasks LoRA-ML may recover ``A*`` only up to a rank-2k error (docs/theory.md,
+        section 7.3), so the paper gives the fine-tuning adapter the room to absorb it.
         """
         return min(3 * self.k, self.d) if self.T == 2 else self.k
 
+    @property
+    def noise_std(self) -> float:
+        """Standard deviation of the sampled noise: ``sigma``, or ``sigma**2`` with quirks."""
+        return self.sigma**2 if self.authors_quirks else self.sigma
+
     def columns(self) -> dict[str, Any]:
-        """Scalar fields plus the derived fine-tuning rank."""
-        return {**super().columns(), "ft_rank": self.ft_rank}
+        """Scalar fields plus the derived fine-tuning rank and noise standard deviation."""
+        return {**super().columns(), "ft_rank": self.ft_rank, "noise_std": self.noise_std}
 
 
 #: Defaults of the paper's vary set, and the values each parameter takes in turn.
@@ -163,26 +199,48 @@ VARY_VALUES: dict[str, tuple[int, ...]] = {
     "n": (100, 1000, 10000),
     "k": (1, 2, 3),
 }
+#: Fine-tuning steps of each sweep in the authors' script. (Their k figure draws only the
+#: first 1,000 of its 10,000.)
+VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
+#: The sweeps run again with ``authors_quirks=True``: the six settings compared with the
+#: authors' script.
+VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
 
 
-def vary_configs(**overrides: Any) -> tuple[VaryConfig, ...]:
+def vary_configs(params: Sequence[str] = tuple(VARY_VALUES), **overrides: Any
+                 ) -> tuple[VaryConfig, ...]:
     """Return the distinct configs of the vary set, one parameter changed at a time.
 
-    The default point (d=10, T=3, n=100, k=1) belongs to four of the five panels; it is run
-    once, and the figures select each panel's rows by parameter values.
+    The default point (d=10, T=3, N=5000, n=100, k=1) belongs to the d, T, n and k sweeps
+    (not to the N sweep, whose values are 100, 1,000 and 10,000); it is run once, with the
+    most fine-tuning steps of its sweeps, and the figures cut each panel at its own sweep's
+    count (gradient descent's first 1,000 steps do not depend on how many follow).
 
     Parameters
     ----------
+    params : sequence of str
+        The sweeps (keys of ``VARY_VALUES``).
     **overrides
-        Fields shared by every config (``rounds``, ``ft_steps``, ``sigma``...).
+        Fields shared by every config (``rounds``, ``sigma``, ``authors_quirks``...); an
+        ``ft_steps`` given here replaces the per-sweep counts of ``VARY_FT_STEPS``.
+
+    Examples
+    --------
+    >>> [(c.d, c.ft_steps) for c in vary_configs(params=("d",))]
+    [(5, 1400), (10, 1400), (20, 1400)]
+    >>> len(vary_configs()), {c.ft_steps for c in vary_configs() if c.T == 2}
+    (12, {10000})
     """
-    configs: list[VaryConfig] = []
-    for name, values in VARY_VALUES.items():
-        for value in values:
-            config = VaryConfig(**{**VARY_DEFAULTS, name: value}, **overrides)
-            if config not in configs:
-                configs.append(config)
-    return tuple(configs)
+    unknown = [p for p in params if p not in VARY_VALUES]
+    if unknown:
+        raise ValueError(f"params must be among {list(VARY_VALUES)}, got {unknown}")
+    steps: dict[tuple[tuple[str, int], ...], int] = {}
+    for name in params:
+        for value in VARY_VALUES[name]:
+            point = tuple({**VARY_DEFAULTS, name: value}.items())
+            steps[point] = max(steps.get(point, 0), VARY_FT_STEPS[name])
+    return tuple(VaryConfig(**dict(point), **{"ft_steps": ft_steps, **overrides})
+                 for point, ft_steps in steps.items())
 
 
 @dataclass(frozen=True)

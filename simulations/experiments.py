@@ -8,9 +8,10 @@ which process ran it or what ran before.
 
 Tables (one row per ...):
 
-- ``vary``: (config, seed, method, fine-tuning iteration): ``test_loss`` is the excess
-  population loss on the unseen task, ``base_error`` the relative ``||A - A*||_F`` of the
-  retrained base.
+- ``vary`` (:mod:`simulations.vary`): (config, seed, method, recorded fine-tuning iteration):
+  ``test_loss`` is the excess population loss on the unseen task, ``insample_error`` the
+  authors' plotted quantity (the noise-free error summed over the fine-tuning inputs),
+  ``base_error`` the relative ``||A - A*||_F`` of the retrained base.
 - ``phase``: (config, seed): relative ``base_error`` of population LoRA-ML, its ``objective``,
   and the numerical rank of ``A^ - A*``.
 - ``rate``: (config, seed, n, method): ``excess_loss`` after exact rank-k fine-tuning on ``n``
@@ -21,138 +22,31 @@ Tables (one row per ...):
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
 import lowrank_theory as lt
-from lowrank_theory.adapters import SymmetricAdapter
-from lowrank_theory.losses import Statistics, statistics
-from lowrank_theory.paper_protocol import PAPER_INIT_SCALE, run_paper_protocol
 from simulations.configs import (
     RECOVERED,
+    VARY_QUIRKS_PARAMS,
     LandscapeConfig,
     PhaseConfig,
     RateConfig,
     Sweep,
-    VaryConfig,
     phase_configs,
     vary_configs,
 )
 from simulations.runner import Experiment
 from simulations.schemes import EXPERIMENT as SCHEMES
+from simulations.streams import stream_seeds
+from simulations.vary import paper_protocol_batch, run_vary
+
+__all__ = ["EXPERIMENTS", "RANK_RTOL", "paper_protocol_batch", "run_landscape", "run_phase",
+           "run_rate", "run_vary", "stream_seeds"]
 
 #: Relative threshold for the numerical rank of ``A^ - A*``: errors below 1e-6 of the largest
 #: singular value are solver round-off (the exact solvers stop near 1e-13 relative objective).
 RANK_RTOL = 1e-6
-
-
-def stream_seeds(seed: int, names: Sequence[str]) -> dict[str, int]:
-    """Independent integer seeds for the named random streams of one run.
-
-    Parameters
-    ----------
-    seed : int
-        The run's seed.
-    names : sequence of str
-        Stream names (``"family"``, ``"sample"``...).
-
-    Returns
-    -------
-    dict
-        ``name -> int`` from ``SeedSequence([seed, crc32(name)])``; a stream's seed depends
-        only on the run seed and its name, not on the other streams requested.
-
-    Examples
-    --------
-    >>> a = stream_seeds(0, ["family", "sample"])
-    >>> a["family"] == stream_seeds(0, ["family"])["family"] != a["sample"]
-    True
-    """
-    return {
-        name: int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
-        for name in names
-    }
-
-
-# --------------------------------------------------------------------------- vary
-def paper_protocol_batch(datas: Sequence[lt.TaskData], k: int, seeds: Sequence[int],
-                         rounds: int, convention: str = "paper") -> np.ndarray:
-    """The paper's LoRA-ML retraining for several samples at once (runs as a batch axis).
-
-    Equivalent to ``fit_lora_ml(data, k, method="paper", seed=s, max_iter=rounds,
-    convention=convention).A`` for each pair, but every step advances all runs with one call
-    of the core's broadcasting :func:`lowrank_theory.paper_protocol.run_paper_protocol`, which
-    amortises numpy's per-call overhead.
-
-    Parameters
-    ----------
-    datas : sequence of TaskData
-        Samples of equal shape (T, N, d).
-    k : int
-        Symmetric adapter rank.
-    seeds : sequence of int
-        Seed of each run's random start (as ``fit_lora_ml``'s ``seed``).
-    rounds : int
-        Block-coordinate rounds.
-    convention : {"paper", "sum"}, default="paper"
-        Loss convention of the steps (:mod:`lowrank_theory.paper_protocol`).
-
-    Returns
-    -------
-    ndarray of shape (len(datas), d, d)
-        The retrained bases.
-
-    Raises
-    ------
-    RuntimeError
-        If a run diverges.
-    """
-    adapter = SymmetricAdapter(k)
-    per_run = [statistics(data) for data in datas]
-    stats = Statistics(*(np.stack([getattr(s, f) for s in per_run]) for f in ("Sxx", "Sxy", "syy")))
-    T, d = per_run[0].T, per_run[0].d
-    # The same start as fit_lora_ml(method="paper", seed=s): A0 = 0, U0 from the seed's generator.
-    factors = tuple(
-        np.stack(parts)
-        for parts in zip(*(adapter.init_factors(T, d, np.random.default_rng(s), PAPER_INIT_SCALE)
-                           for s in seeds))
-    )
-    run = run_paper_protocol(stats, adapter, np.zeros((len(datas), d, d)), factors, rounds,
-                             convention=convention)
-    if run.diverged:
-        raise RuntimeError(f"the paper protocol diverged in round {run.rounds_done}.")
-    return run.A
-
-
-def run_vary(config: VaryConfig, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """Fine-tuning curves on an unseen task after LoRA-ML and SR retraining (paper protocol).
-
-    Per seed: a random family (``d, k, T, sigma``) and ``N`` samples per task; LoRA-ML
-    retrained by the paper's block-coordinate descent, SR by pooled least squares on the same
-    samples; then gradient descent on an asymmetric adapter of rank ``config.ft_rank`` with
-    ``n`` samples of a fresh task, from a random start shared by both bases.
-    """
-    streams = [stream_seeds(s, ("family", "sample", "new_task", "init", "fine_tune")) for s in seeds]
-    fams = [lt.TaskFamily.random(config.d, config.k, config.T, config.sigma, seed=st["family"])
-            for st in streams]
-    datas = [fam.sample(config.N, seed=st["sample"]) for fam, st in zip(fams, streams)]
-    bases_ml = paper_protocol_batch(datas, config.k, [st["init"] for st in streams], config.rounds)
-    frames = []
-    steps = np.arange(config.ft_steps + 1)
-    for seed, fam, data, st, A_ml in zip(seeds, fams, datas, streams, bases_ml):
-        new = fam.new_task(seed=st["new_task"])
-        for method, A in (("LoRA-ML", A_ml), ("SR", lt.standard_retraining(data))):
-            ft = lt.fine_tune(A, new, rank=config.ft_rank, n=config.n, seed=st["fine_tune"],
-                              adapter="asymmetric", method="gd", steps=config.ft_steps,
-                              lr=config.ft_lr)
-            frames.append(pd.DataFrame({
-                "seed": seed, "method": method, "iteration": steps, "test_loss": ft.history,
-                "base_error": lt.metrics.base_error(A, fam.A_star, relative=True),
-            }))
-    return pd.concat(frames, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- phase
@@ -240,6 +134,9 @@ def run_landscape(config: LandscapeConfig, seeds: tuple[int, ...]) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- registry
+#: The vary set as the authors ran it, then its T and d sweeps with ``authors_quirks``.
+VARY_SWEEP = vary_configs() + vary_configs(params=VARY_QUIRKS_PARAMS, authors_quirks=True)
+
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
@@ -249,9 +146,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             claim="LoRA-ML retraining yields a base that a rank-k adapter fine-tunes to a low "
                   "test loss; SR's base leaves a floor (Theorem 1 against Theorems 3-4).",
             run=run_vary,
-            # Quick differs from the paper only in the number of runs per configuration.
-            quick=Sweep(vary_configs(), seeds=(0, 1, 2)),
-            full=Sweep(vary_configs(), seeds=(0, 1, 2, 3, 4)),
+            # Both sizes run the authors' settings (steps, step counts, ground truth drawn
+            # once and sliced), and the T and d sweeps again with their two quirks; quick
+            # differs from full only in the number of seeds.
+            quick=Sweep(VARY_SWEEP, seeds=(0, 1, 2)),
+            full=Sweep(VARY_SWEEP, seeds=(0, 1, 2, 3, 4)),
             seeds_per_unit=None,
         ),
         Experiment(

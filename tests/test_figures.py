@@ -8,7 +8,14 @@ import pytest
 
 from figures import FIGURES, make_figures, publish
 from figures.io import read_table
-from figures.plots import plot_landscape, plot_phase, plot_rate, plot_vary, vary_panel_rows
+from figures.plots import (
+    plot_landscape,
+    plot_phase,
+    plot_rate,
+    plot_vary,
+    plot_vary_quirks,
+    vary_panel_rows,
+)
 from figures.style import METHOD_STYLE, OKABE_ITO
 from simulations.configs import VARY_DEFAULTS, VARY_VALUES
 
@@ -16,15 +23,25 @@ matplotlib.use("Agg")
 
 
 def vary_table(steps=20, seeds=(0, 1)):
+    """A vary table shaped like the experiment's: every panel point, the d sweep with fewer
+    steps than the default point, and the quirks runs of the T sweep (with the authors' SR)."""
+    points = {tuple({**VARY_DEFAULTS, p: v}.items()) for p, vs in VARY_VALUES.items() for v in vs}
     rows = []
-    configs = {tuple({**VARY_DEFAULTS, p: v}.items()) for p, vs in VARY_VALUES.items() for v in vs}
-    for config in sorted(configs):
-        for seed in seeds:
-            for method, floor in (("LoRA-ML", 1e-3), ("SR", 10.0)):
-                it = np.arange(steps + 1)
-                rows.append(pd.DataFrame({**dict(config), "seed": seed, "method": method,
-                                          "iteration": it,
-                                          "test_loss": floor + 100 * np.exp(-it / 3) * (1 + seed)}))
+    for quirks in (False, True):
+        for config in sorted(points):
+            config = dict(config)
+            if quirks and config["d"] != 10:  # the quirks runs: the T sweep here
+                continue
+            ft_steps = steps // 2 if config["d"] != 10 else steps
+            methods = (("LoRA-ML", 1e-3), ("SR", 10.0)) + ((("SR (authors)", 50.0),) if quirks else ())
+            for seed in seeds:
+                for method, floor in methods:
+                    it = np.arange(ft_steps + 1)
+                    loss = floor * (3.0 if quirks else 1.0) + 100 * np.exp(-it / 3) * (1 + seed)
+                    rows.append(pd.DataFrame({**config, "ft_steps": ft_steps,
+                                              "authors_quirks": quirks, "seed": seed,
+                                              "method": method, "iteration": it,
+                                              "test_loss": loss, "insample_error": 100 * loss}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -53,6 +70,10 @@ def landscape_table():
                          "base_error": np.r_[rng.uniform(0.01, 1, 30), rng.uniform(0, 1e-12, 30)]})
 
 
+def _line(ax, method):
+    return next(l for l in ax.get_lines() if l.get_label().startswith(method + " (mean"))
+
+
 def test_vary_figure_has_one_panel_per_value_with_log_y():
     fig = plot_vary(vary_table())
     axes = fig.axes
@@ -60,25 +81,72 @@ def test_vary_figure_has_one_panel_per_value_with_log_y():
     assert all(ax.get_yscale() == "log" for ax in axes)
     assert axes[0].get_title().startswith("d = 5")
     assert axes[-1].get_xlabel() == "fine-tuning iteration"
+    assert "population" in axes[0].get_ylabel()
     labels = fig.legends[0].get_texts()
     assert {t.get_text() for t in labels} == {"SR (mean of 2)", "LoRA-ML (mean of 2)"}
 
 
-def test_vary_panel_selects_defaults_of_other_parameters():
+def test_vary_panel_selects_defaults_of_other_parameters_without_quirks():
     table = vary_table()
     rows = vary_panel_rows(table, "T", 2)
     assert set(rows["T"]) == {2}
     assert set(rows["d"]) == {10} and set(rows["k"]) == {1}
+    assert not rows["authors_quirks"].any()
+    quirky = vary_panel_rows(table, "T", 2, authors_quirks=True)
+    assert quirky["authors_quirks"].all() and "SR (authors)" in set(quirky["method"])
+
+
+def test_vary_panel_is_cut_at_its_sweeps_horizon():
+    """The default point runs the longest of its sweeps; the d panel shows only the d sweep's
+    steps, the T panel all of them (control)."""
+    table = vary_table(steps=20)
+    assert vary_panel_rows(table, "d", 10)["iteration"].max() == 10
+    assert vary_panel_rows(table, "T", 3)["iteration"].max() == 20
+    fig = plot_vary(table, params=("d",))
+    assert _line(fig.axes[1], "SR").get_xdata().max() == 10
 
 
 def test_vary_band_spans_min_to_max_over_seeds():
     fig = plot_vary(vary_table(), params=("k",))
     ax = fig.axes[0]
-    line = next(l for l in ax.get_lines() if l.get_label().startswith("SR"))
+    line = _line(ax, "SR")
     mean = 10.0 + 100 * np.exp(-np.arange(21) / 3) * 1.5
     np.testing.assert_allclose(line.get_ydata(), mean)
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(10.0 + 100 * np.exp(-20 / 3), rel=1e-9)
+
+
+def test_vary_figures_show_the_papers_quantity_and_the_population_loss():
+    """quantities picks the column drawn: the paper's in-sample sum (100x the population
+    loss in this table) and the population loss, each labelled."""
+    table = vary_table()
+    mean = 10.0 + 100 * np.exp(-np.arange(21) / 3) * 1.5
+    paper = plot_vary(table, params=("k",), quantities=("insample_error",))
+    np.testing.assert_allclose(_line(paper.axes[0], "SR").get_ydata(), 100 * mean)
+    assert "paper's quantity" in paper.axes[0].get_ylabel()
+    both = plot_vary(table, params=("k",), quantities=("insample_error", "test_loss"))
+    assert len(both.axes) == 6
+    np.testing.assert_allclose(_line(both.axes[0], "SR").get_ydata(), 100 * mean)
+    np.testing.assert_allclose(_line(both.axes[3], "SR").get_ydata(), mean)
+    assert "population" in both.axes[3].get_ylabel()
+    with pytest.raises(ValueError, match="quantities"):
+        plot_vary(table, quantities=("loss",))
+
+
+def test_vary_quirks_figure_shows_each_quirk_against_the_model_as_stated():
+    """Rows: no quirks; the authors' noise with pooled SR; the authors' noise and SR."""
+    fig = plot_vary_quirks(vary_table())
+    axes = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(axes) == 9
+    assert all(ax.get_yscale() == "log" for ax in axes)
+    mean = 100 * np.exp(-np.arange(21) / 3) * 1.5
+    np.testing.assert_allclose(_line(axes[0], "SR").get_ydata(), 100 * (10.0 + mean))
+    np.testing.assert_allclose(_line(axes[3], "SR").get_ydata(), 100 * (30.0 + mean))
+    np.testing.assert_allclose(_line(axes[6], "SR (authors)").get_ydata(), 100 * (150.0 + mean))
+    assert not any(l.get_label().startswith("SR (authors)") for l in axes[3].get_lines())
+    assert axes[0].get_ylim() == pytest.approx(axes[8].get_ylim())  # one y range
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert labels == {"SR (mean of 2)", "LoRA-ML (mean of 2)", "SR (authors) (mean of 2)"}
 
 
 def test_phase_figure_is_a_log_heatmap_over_T_and_k_over_d():
@@ -203,3 +271,24 @@ def test_csv_without_manifest_keeps_identifiers_as_strings(tmp_path):
     read = read_table(tmp_path, "rate")
     assert set(read["config_hash"]) == {"047076636478"} and set(read["git_commit"]) == {"1234567"}
     assert read["seed"].dtype.kind == "i" and read["excess_loss"].dtype.kind == "f"
+
+
+def test_vary_figure_set_has_both_quantities_and_the_quirks():
+    """The vary table gives the population grid, the paper's-quantity grid, the quirks figure
+    and one two-row figure per parameter (each drawn here); the README shows the first three."""
+    import matplotlib.pyplot as plt
+
+    from figures.make import PUBLISHED
+
+    table = vary_table(steps=6, seeds=(0,))
+    stems = {}
+    for stem, draw in FIGURES["vary"]:
+        fig = draw(table)
+        stems[stem] = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.get_ylabel()]
+        plt.close(fig)
+    assert set(stems) == {"vary", "vary_paper_quantity", "vary_quirks",
+                          *(f"vary_{p}" for p in VARY_VALUES)}
+    assert set(stems["vary"]) == {"population excess"}
+    assert set(stems["vary_paper_quantity"]) == {"paper's quantity"}
+    assert stems["vary_T"] == ["paper's quantity", "population excess"]
+    assert {"vary", "vary_paper_quantity", "vary_quirks"} <= set(PUBLISHED)

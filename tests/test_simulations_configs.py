@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from simulations.configs import (
     VARY_DEFAULTS,
+    VARY_FT_STEPS,
     VARY_VALUES,
     LandscapeConfig,
     PhaseConfig,
@@ -31,6 +32,10 @@ from simulations.configs import (
         (VaryConfig, {"sigma": float("nan")}, ValueError, "sigma"),
         (VaryConfig, {"ft_lr": 0.0}, ValueError, "ft_lr"),
         (VaryConfig, {"rounds": "3000"}, TypeError, "rounds"),
+        (VaryConfig, {"family": "per-task"}, ValueError, "family"),
+        (VaryConfig, {"family_seed": -1}, ValueError, "family_seed"),
+        (VaryConfig, {"authors_quirks": 1}, TypeError, "authors_quirks"),
+        (VaryConfig, {"authors_quirks": "yes"}, TypeError, "authors_quirks"),
         (PhaseConfig, {"solver": "newton"}, ValueError, "solver"),
         (PhaseConfig, {"restarts": 0}, ValueError, "restarts"),
         (RateConfig, {"n_grid": (100, 10)}, ValueError, "n_grid"),
@@ -55,9 +60,10 @@ def test_hash_depends_on_every_field_and_type():
     base = VaryConfig()
     assert len(base.config_hash()) == 12
     assert base.config_hash() == VaryConfig().config_hash()
+    other = {"family": "per-seed", "family_seed": 1, "authors_quirks": True}
     for field in dataclasses.fields(VaryConfig):
         value = getattr(base, field.name)
-        changed = dataclasses.replace(base, **{field.name: value * 2})
+        changed = dataclasses.replace(base, **{field.name: other.get(field.name, value * 2)})
         assert changed.config_hash() != base.config_hash(), field.name
     # The type is part of the hash, so two experiments never share result files.
     assert PhaseConfig(d=6, T=2, k=1).config_hash() != LandscapeConfig(d=6, T=2, k=1, starts=3,
@@ -90,22 +96,50 @@ def test_ft_rank_is_paper_protocol():
     assert VaryConfig(T=2).columns()["ft_rank"] == 3
 
 
-def test_vary_set_covers_every_panel_once():
+def test_noise_std_is_sigma_or_its_square_with_the_quirks():
+    assert VaryConfig(sigma=0.1).noise_std == 0.1
+    assert VaryConfig(sigma=0.1, authors_quirks=True).noise_std == pytest.approx(0.01)
+    assert VaryConfig(authors_quirks=True).columns()["noise_std"] == pytest.approx(0.01)
+
+
+def test_vary_set_covers_every_panel_once_with_its_sweeps_steps():
+    """One config per panel point; a point's fine-tuning steps are the most of its sweeps
+    (the default point belongs to the d, T, n and k sweeps, not to N's)."""
     configs = vary_configs()
     assert len({c.config_hash() for c in configs}) == len(configs) == 12
     for name, values in VARY_VALUES.items():
         for value in values:
             want = {**VARY_DEFAULTS, name: value}
-            assert sum(all(getattr(c, p) == v for p, v in want.items()) for c in configs) == 1
+            (config,) = [c for c in configs if all(getattr(c, p) == v for p, v in want.items())]
+            sweeps = [p for p, vs in VARY_VALUES.items()
+                      if all(want[q] == VARY_DEFAULTS[q] for q in VARY_DEFAULTS if q != p)
+                      and want[p] in vs]
+            assert config.ft_steps == max(VARY_FT_STEPS[p] for p in sweeps)
+    default = next(c for c in configs if all(getattr(c, p) == v for p, v in VARY_DEFAULTS.items()))
+    assert default.ft_steps == 10000
+    assert {c.ft_steps for c in configs if c.d != 10} == {1400}
+    assert {c.ft_steps for c in configs if c.N != 5000 or c.n != 100} == {1000}
+    with pytest.raises(ValueError, match="params"):
+        vary_configs(params=("sigma",))
 
 
 def test_full_sizes_are_the_paper_settings():
+    """The authors' schedule, step counts, sweeps and ground-truth scheme; the T and d sweeps
+    again with their quirks; quick differs only in the seeds."""
     from simulations.experiments import EXPERIMENTS
 
-    full = EXPERIMENTS["vary"].full
+    vary = EXPERIMENTS["vary"]
+    full = vary.full
     assert full.seeds == (0, 1, 2, 3, 4)
+    assert vary.quick.configs == full.configs and len(vary.quick.seeds) == 3
+    assert VARY_FT_STEPS == {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
     for config in full.configs:
         assert (config.sigma, config.rounds, config.ft_lr) == (0.1, 3000, 0.005)
+        assert config.family == "per-run"
+    plain = [c for c in full.configs if not c.authors_quirks]
+    quirky = [c for c in full.configs if c.authors_quirks]
+    assert plain == list(vary_configs())
+    assert {(c.d, c.T) for c in quirky} == {(5, 3), (10, 3), (20, 3), (10, 2), (10, 5)}
     assert {c.N for c in full.configs} == {100, 1000, 5000, 10000}
     phase = EXPERIMENTS["phase"].full
     assert sorted({c.T for c in phase.configs}) == list(range(1, 9))

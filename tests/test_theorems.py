@@ -408,6 +408,25 @@ def test_paper_protocol_refuses_mixed_shapes():
         th.paper_protocol_runs(fams)
 
 
+
+def test_paper_protocol_runs_speak_the_library_conventions():
+    """The check's conventions are the library's ("paper", "sum"): each gives the base of
+    fit_lora_ml(method="paper") with that convention from the same start; an unknown name
+    (the old "project") is refused, naming the argument."""
+    fam = lt.TaskFamily.random(d=3, k=1, T=3, seed=4)
+    U0 = 0.1 * np.random.default_rng(5).standard_normal((3, 3, 1))
+    errors = {}
+    for convention in ("paper", "sum"):
+        run, = th.paper_protocol_runs([fam], n_paper=1, n_normal=0, rounds=20, seed=5,
+                                      convention=convention)
+        fit = lt.fit_lora_ml(fam, k=1, method="paper", U0=U0, max_iter=20, convention=convention)
+        errors[convention] = lt.metrics.base_error(fit.A, fam.A_star, relative=True)
+        assert run.base_error == pytest.approx(errors[convention], rel=1e-10), convention
+    # Control: the two conventions are different algorithms, so the comparison can fail.
+    assert errors["paper"] != pytest.approx(errors["sum"], rel=1e-3)
+    with pytest.raises(ValueError, match="convention"):
+        th.paper_protocol_runs([fam], rounds=1, convention="project")
+
 # --------------------------------------------------------------------------- records
 def test_check_result_margin_sign_matches_holds():
     """Margins are decades of headroom, positive exactly when the claim holds."""

@@ -22,7 +22,7 @@ import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory import landscape
-from lowrank_theory._validation import as_seed_generator, check_int
+from lowrank_theory._validation import as_seed_generator, check_choice, check_int
 from lowrank_theory.adapters import SymmetricAdapter
 from lowrank_theory.lora_ml import (
     PAPER_INIT_SCALE,
@@ -36,6 +36,7 @@ from lowrank_theory.lora_ml import (
 )
 from lowrank_theory.losses import Source, Statistics, statistics
 from lowrank_theory.metrics import base_error
+from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.tasks import TaskData, TaskFamily
 
 from .constructions import _check_family, offset_columns_independent
@@ -210,8 +211,9 @@ PROTOCOL_OUTCOMES = (
     "reached A*", "converging to A*", "stalled at a spurious minimum",
     "heading to a spurious minimum", "zero loss elsewhere", "diverged",
 )
-#: Loss conventions the paper protocol's step sizes can refer to (see paper_protocol_runs).
-PROTOCOL_CONVENTIONS = ("paper", "project")
+#: Loss conventions the paper protocol's step sizes can refer to: the library's
+#: (:data:`lowrank_theory.paper_protocol.CONVENTIONS`, see paper_protocol_runs).
+PROTOCOL_CONVENTIONS = CONVENTIONS
 #: The outcomes Theorem 3 and the landscape explain (the others make the info check fail).
 EXPLAINED_OUTCOMES = PROTOCOL_OUTCOMES[:4]
 #: L-BFGS iterations that continue the descent from an end point still moving after the rounds.
@@ -293,9 +295,9 @@ def paper_protocol_runs(
     Every family gets ``n_paper`` starts of the paper (``A0 = 0``, ``U0`` with
     ``N(0, 0.1^2)`` entries) and ``n_normal`` starts with ``N(0, 1)`` entries in ``A0`` and
     ``U0``; all runs advance together, ``rounds`` rounds of
-    :func:`~lowrank_theory.lora_ml.paper_round` (10 steps of size 0.003 on every ``U_t``, then
-    one step of size 0.03 on ``A``: the rounds of ``fit_lora_ml(method="paper")``). Each end
-    point is classified (:class:`ProtocolRun`).
+    :func:`~lowrank_theory.paper_protocol.paper_round` (10 steps of size 0.003 on every
+    ``U_t``, then one step of size 0.03 on ``A``: the rounds of
+    ``fit_lora_ml(method="paper")``). Each end point is classified (:class:`ProtocolRun`).
 
     Parameters
     ----------
@@ -306,10 +308,12 @@ def paper_protocol_runs(
     rounds : int, default=3000
         The paper's number of rounds.
     seed : int, Generator or None
-    convention : {"paper", "project"}, default="paper"
-        Which objective the step sizes apply to: the paper's half squared error averaged over
-        tasks, ``F / (2T)`` (so each step on ``F`` is ``1 / (2T)`` of the nominal size), or the
-        project's ``F`` (docs/theory.md, section 3.3).
+    convention : {"paper", "sum"}, default="paper"
+        What the step sizes apply to (:mod:`lowrank_theory.paper_protocol`, docs/theory.md,
+        section 3.3). ``"paper"``, the authors' script: each ``U_t`` steps on its own task's
+        half squared error ``L_t / 2`` and ``A`` on the task average ``(1/T) sum_t L_t / 2``,
+        so on ``F = sum_t L_t`` the U-steps are half and the A-step ``1 / (2T)`` of the
+        nominal size. ``"sum"``: both step on ``F`` itself.
 
     Returns
     -------
@@ -325,8 +329,7 @@ def paper_protocol_runs(
     n_paper = check_int(n_paper, "n_paper", minimum=0)
     n_normal = check_int(n_normal, "n_normal", minimum=0)
     rounds = check_int(rounds, "rounds", minimum=0)
-    if convention not in PROTOCOL_CONVENTIONS:
-        raise ValueError(f"convention must be one of {PROTOCOL_CONVENTIONS}, got {convention!r}.")
+    check_choice(convention, "convention", PROTOCOL_CONVENTIONS)
     rng = as_seed_generator(seed)
     per = n_paper + n_normal
     starts = (["paper"] * n_paper + ["normal"] * n_normal) * len(families)
@@ -344,8 +347,7 @@ def paper_protocol_runs(
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rounds):
             A, factors = paper_round(stats, adapter, A, factors, PAPER_INNER_STEPS,
-                                     PAPER_LR_U, PAPER_LR_A,
-                                     convention="paper" if convention == "paper" else "sum")
+                                     PAPER_LR_U, PAPER_LR_A, convention=convention)
     runs = []
     for i, start in enumerate(starts):
         fam = families[i // per]

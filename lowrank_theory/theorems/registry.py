@@ -139,8 +139,9 @@ _SPECS = (
     _spec("recovery-paper-protocol", "info", "paper protocol ends at A* or a spurious minimum",
               "12.2", 23, InstanceSettings(RANDOM, (3, 3), (1, 1), (3, 3), 8, starts=4,
                                notes="per family 2 paper starts (A0 = 0, U0 ~ N(0, 0.1^2)) and 2 "
-                               "N(0, 1) starts; 3000 rounds; steps 0.003 (U), 0.03 (A) on the "
-                               "paper's objective F / (2T)"),
+                               "N(0, 1) starts; 3000 rounds; steps 0.003 on each U_t's own half "
+                               "squared error L_t / 2, 0.03 on A's task average of L_t / 2 "
+                               "(the authors' script)"),
               "paper_round x 3000 (fit_lora_ml(method='paper')); end points Newton-polished or "
               "continued by L-BFGS, then certified",
               "1 (all runs explained)", "fraction of runs at A* or a certified spurious minimum",
