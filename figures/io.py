@@ -20,6 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+__all__ = [
+    "STRING_COLUMNS",
+    "TableSource",
+    "locate_table",
+    "load_table",
+    "read_table",
+]
+
 #: Columns read as strings from a CSV without a manifest (identifiers, never numbers).
 STRING_COLUMNS: tuple[str, ...] = ("experiment", "config_hash", "package_version", "git_commit",
                                    "timestamp")

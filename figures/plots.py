@@ -12,6 +12,16 @@ import pandas as pd
 from figures.style import REFERENCE_COLOR, SEQUENTIAL_CMAP, house_style, method_style
 from simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
 
+__all__ = [
+    "LOG_FLOOR",
+    "LANDSCAPE_FLOOR",
+    "vary_panel_rows",
+    "plot_vary",
+    "plot_phase",
+    "plot_rate",
+    "plot_landscape",
+]
+
 #: Values below this are drawn at this value on log axes (an exact zero has no logarithm).
 LOG_FLOOR = 1e-12
 #: The landscape's objectives reach double-precision zero (~1e-24 for O(100) losses), so its

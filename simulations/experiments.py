@@ -44,6 +44,17 @@ from simulations.configs import (
 from simulations.runner import Experiment
 from simulations.schemes import EXPERIMENT as SCHEMES
 
+__all__ = [
+    "EXPERIMENTS",
+    "RANK_RTOL",
+    "stream_seeds",
+    "paper_protocol_batch",
+    "run_vary",
+    "run_phase",
+    "run_rate",
+    "run_landscape",
+]
+
 #: Relative threshold for the numerical rank of ``A^ - A*``: errors below 1e-6 of the largest
 #: singular value are solver round-off (the exact solvers stop near 1e-13 relative objective).
 RANK_RTOL = 1e-6

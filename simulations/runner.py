@@ -41,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from lowrank_theory._repr import summary_repr
 from simulations.configs import SIZES, ExperimentConfig, Sweep
 from simulations.executors import (
     EXECUTORS,
@@ -197,9 +198,10 @@ class SweepResult:
     other_code: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return (f"SweepResult(experiment={self.experiment!r}, units={self.n_units}, "
-                f"computed={self.n_computed}, skipped={self.n_skipped}, "
-                f"seconds={self.seconds:.1f}, tables={[str(p) for p in self.tables]})")
+        return summary_repr(type(self).__name__, {
+            "experiment": self.experiment, "units": self.n_units, "computed": self.n_computed,
+            "skipped": self.n_skipped, "seconds": round(self.seconds, 1),
+            "tables": [str(p) for p in self.tables]})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: counts, table paths (as strings), seconds, files to look at."""
