@@ -62,8 +62,8 @@ GLOSSARY = {
     "PSD": "positive semi-definite",
     "lambda_min": "smallest eigenvalue",
     "lambda_max": "largest eigenvalue",
-    "s_min": "smallest non-zero singular value; s_min(j): the j-th largest singular value, "
-             "the smallest of the j expected to be non-zero",
+    "s_min": "smallest non-zero singular value (s_min(j): the j-th largest, the smallest of "
+             "the j expected to be non-zero)",
     "s_max": "largest singular value",
     "s_(2k+1)": "(2k+1)-th largest singular value",
     "s": "rapidity of the hyperbolic rotation",
