@@ -15,6 +15,7 @@ from simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
 __all__ = [
     "LOG_FLOOR",
     "LANDSCAPE_FLOOR",
+    "vary_axes",
     "vary_panel_rows",
     "plot_vary",
     "plot_phase",
@@ -58,10 +59,30 @@ def _band(ax, rows: pd.DataFrame, x: str, y: str, method: str, *, markers: bool 
                     linewidth=0)
 
 
-def vary_panel_rows(table: pd.DataFrame, param: str, value: int) -> pd.DataFrame:
-    """Rows of the vary panel where ``param = value`` and every other parameter is default."""
+def vary_axes(table: pd.DataFrame) -> tuple[dict[str, tuple], dict[str, int]]:
+    """The values of each vary parameter to draw, and the point the other panels hold it at.
+
+    On the paper's grid these are ``VARY_VALUES`` and ``VARY_DEFAULTS``. Otherwise (a sweep
+    file's own grid, ``d = 50`` say) the values are those of the table and the point is the
+    paper's default where the table has it, else the parameter's smallest value.
+    """
+    present = {p: tuple(sorted(table[p].unique().tolist())) for p in VARY_VALUES}
+    values = {p: VARY_VALUES[p] if set(VARY_VALUES[p]) <= set(present[p]) else present[p]
+              for p in VARY_VALUES}
+    defaults = {p: VARY_DEFAULTS[p] if VARY_DEFAULTS[p] in present[p] else present[p][0]
+                for p in VARY_VALUES}
+    return values, defaults
+
+
+def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
+                    defaults: dict[str, int] | None = None) -> pd.DataFrame:
+    """Rows of the vary panel where ``param = value`` and the other parameters at ``defaults``.
+
+    ``defaults`` is the paper's ``VARY_DEFAULTS`` unless given (:func:`vary_axes` gives a
+    table's own).
+    """
     mask = table[param] == value
-    for other, default in VARY_DEFAULTS.items():
+    for other, default in (VARY_DEFAULTS if defaults is None else defaults).items():
         if other != param:
             mask &= table[other] == default
     return table[mask]
@@ -78,15 +99,17 @@ def _draw_vary_panel(ax, rows: pd.DataFrame, title: str) -> None:
     ax.set_title(title)
 
 
-def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES)):
+def plot_vary(table: pd.DataFrame, params: tuple[str, ...] | None = None):
     """Test-task excess loss against fine-tuning iteration, one row of panels per parameter.
 
     Parameters
     ----------
     table : DataFrame
         The ``vary`` table (columns ``d, T, N, n, k, method, seed, iteration, test_loss``).
-    params : tuple of str
-        Which parameters to show, one row each; the paper's set is ``d, T, N, n, k``.
+    params : tuple of str, optional
+        Which parameters to show, one row each; default: those that take several values in
+        the table (the paper's set ``d, T, N, n, k`` on its grid). Each row has a panel per
+        value of the table, the other parameters at :func:`vary_axes`' point.
 
     Returns
     -------
@@ -96,18 +119,25 @@ def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES))
     import matplotlib.pyplot as plt
 
     _require(table, ["method", "seed", "iteration", "test_loss", *VARY_DEFAULTS], "vary")
+    values, defaults = vary_axes(table)
+    if params is None:
+        params = tuple(p for p in VARY_VALUES if len(values[p]) > 1) or (next(iter(VARY_VALUES)),)
     unknown = [p for p in params if p not in VARY_VALUES]
     if unknown:
         raise ValueError(f"params must be among {list(VARY_VALUES)}, got {unknown}")
     with house_style():
-        ncols = max(len(VARY_VALUES[p]) for p in params)
+        ncols = max(len(values[p]) for p in params)
         fig, axes = plt.subplots(len(params), ncols, figsize=(3.4 * ncols, 2.6 * len(params)),
                                  squeeze=False, sharey="row", layout="constrained")
         for row, param in enumerate(params):
-            for col, value in enumerate(VARY_VALUES[param]):
+            others = ", ".join(f"{p}={v}" for p, v in defaults.items() if p != param)
+            for col in range(ncols):
                 ax = axes[row, col]
-                rows = vary_panel_rows(table, param, value)
-                others = ", ".join(f"{p}={v}" for p, v in VARY_DEFAULTS.items() if p != param)
+                if col >= len(values[param]):
+                    ax.set_visible(False)
+                    continue
+                value = values[param][col]
+                rows = vary_panel_rows(table, param, value, defaults)
                 _draw_vary_panel(ax, rows, f"{param} = {value}" + ("" if col else f"  ({others})"))
                 if col == 0:
                     ax.set_ylabel("excess test loss")
@@ -172,13 +202,29 @@ def plot_phase(table: pd.DataFrame):
     return fig
 
 
+def _config_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[dict, pd.DataFrame]]:
+    """The table split by the distinct values of ``keys`` (those present), in sorted order.
+
+    A sweep file may run several configs into one table; each gets its own panel rather than
+    being pooled under the first config's label.
+    """
+    present = [k for k in keys if k in table.columns]
+    return [(dict(zip(present, values if isinstance(values, tuple) else (values,))), rows)
+            for values, rows in table.groupby(present, sort=True)]
+
+
+def _label(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
 def plot_rate(table: pd.DataFrame):
     """Post-adaptation excess loss against ``n`` (log-log) with the ``k d sigma^2 / n`` line.
 
     Parameters
     ----------
     table : DataFrame
-        The ``rate`` table (columns ``d, k, sigma, n, method, seed, excess_loss``).
+        The ``rate`` table (columns ``d, k, sigma, n, method, seed, excess_loss``; ``T`` and
+        ``N`` if present). Several configs (a sweep file's grid) give one panel each.
 
     Returns
     -------
@@ -187,25 +233,30 @@ def plot_rate(table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     _require(table, ["d", "k", "sigma", "n", "method", "seed", "excess_loss"], "rate")
+    groups = _config_groups(table, ("d", "k", "sigma", "T", "N"))
+    ncols = min(len(groups), 3)
+    nrows = -(-len(groups) // ncols)
     with house_style():
-        fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
-        for method in ("SR", "LoRA-ML", "oracle"):
-            sub = table[table["method"] == method]
-            if not sub.empty:
-                _band(ax, sub, "n", "excess_loss", method, markers=True)
-        n = np.sort(table["n"].unique()).astype(float)
-        (d,), (k,), (sigma,) = (table[c].unique() for c in ("d", "k", "sigma"))
-        ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.", linewidth=1.2,
-                label=r"reference $k d \sigma^2 / n$")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("fine-tuning samples n")
-        ax.set_ylabel("excess test loss after fine-tuning")
-        T = table["T"].iloc[0] if "T" in table else "?"
-        N = table["N"].iloc[0] if "N" in table else "?"
-        ax.set_title(f"Excess loss after rank-{k} fine-tuning on n samples\n"
-                     f"(d={d}, T={T}, N={N}, sigma={sigma}; mean and min-max over seeds)")
-        ax.legend(loc="best")
+        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False,
+                                 layout="constrained")
+        for ax, (config, rows) in zip(axes.flat, groups):
+            for method in ("SR", "LoRA-ML", "oracle"):
+                sub = rows[rows["method"] == method]
+                if not sub.empty:
+                    _band(ax, sub, "n", "excess_loss", method, markers=True)
+            n = np.sort(rows["n"].unique()).astype(float)
+            d, k, sigma = config["d"], config["k"], config["sigma"]
+            ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.",
+                    linewidth=1.2, label=r"reference $k d \sigma^2 / n$")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("fine-tuning samples n")
+            ax.set_ylabel("excess test loss after fine-tuning")
+            ax.set_title(f"Excess loss after rank-{k} fine-tuning on n samples\n"
+                         f"({_label(config)}; mean and min-max over seeds)")
+            ax.legend(loc="best")
+        for ax in axes.flat[len(groups):]:
+            ax.set_visible(False)
     return fig
 
 
@@ -220,14 +271,16 @@ def plot_landscape(table: pd.DataFrame):
     Returns
     -------
     matplotlib.figure.Figure
-        One row per T; log-spaced bins shared by the rows, values below
-        ``LANDSCAPE_FLOOR`` drawn at it.
+        One row per T (per config, when a sweep file also varies d or k); log-spaced bins
+        shared by the rows, values below ``LANDSCAPE_FLOOR`` drawn at it.
     """
     import matplotlib.pyplot as plt
 
     _require(table, ["T", "objective", "base_error"], "landscape")
-    Ts = sorted(table["T"].unique())
-    # Both rows share each column's bins, so T = 2 and T = 3 compare at a glance.
+    # One row per config: T, and d and k when a sweep file varies them.
+    groups = _config_groups(table, ("d", "k", "T"))
+    shared = {k: table[k].iloc[0] for k in ("d", "k") if k in table and table[k].nunique() == 1}
+    # Every row shares each column's bins, so T = 2 and T = 3 compare at a glance.
     bins = {}
     for column, _ in (("objective", None), ("base_error", None)):
         values = np.maximum(table[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
@@ -237,20 +290,20 @@ def plot_landscape(table: pd.DataFrame):
     columns = (("objective", "final excess objective F(A^, U^)"),
                ("base_error", "relative ||A^ - A*||_F"))
     with house_style():
-        fig, axes = plt.subplots(len(Ts), 2, figsize=(8.0, 2.6 * len(Ts)), squeeze=False,
+        fig, axes = plt.subplots(len(groups), 2, figsize=(8.0, 2.6 * len(groups)), squeeze=False,
                                  layout="constrained")
-        for row, T in enumerate(Ts):
-            sub = table[table["T"] == T]
-            for col, (column, label) in enumerate(columns):
+        for row, (config, sub) in enumerate(groups):
+            label = ", ".join(f"{k} = {v}" for k, v in config.items() if k not in shared)
+            for col, (column, xlabel) in enumerate(columns):
                 ax = axes[row, col]
                 values = np.maximum(sub[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
                 ax.hist(values, bins=bins[column], color=method_style("LoRA-ML")["color"],
                         alpha=0.85)
                 ax.set_xscale("log")
-                ax.set_xlabel(label)
+                ax.set_xlabel(xlabel)
                 ax.set_ylabel("random starts")
-                ax.set_title(f"T = {T}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
-        d, k = table["d"].iloc[0], table["k"].iloc[0]
-        fig.suptitle(f"LoRA-ML (population, d={d}, k={k}) from random starts:\n"
+                ax.set_title(f"{label}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
+        fixed = "".join(f", {k}={v}" for k, v in shared.items())
+        fig.suptitle(f"LoRA-ML (population{fixed}) from random starts:\n"
                      "final objective and distance of the base to A*")
     return fig
