@@ -58,10 +58,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(size="quick")
     add_names_option(parser, "--only", EXPERIMENT_NAMES, help="run only these experiments")
     add_seed_options(parser, default="the sweep's seeds")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help=f"output directory (default: {DEFAULT_OUT}, or "
                              f"{DEFAULT_OUT}/<file stem> with --config)")
-    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1,
+    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1, metavar="N",
                         help="parallel worker processes (default: 1)")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
                         help="local processes (default) or a dask.distributed cluster")
