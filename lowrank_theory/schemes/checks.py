@@ -53,7 +53,7 @@ def _result(name: str, claim: str, predicted: float, measured: float, error: flo
         margin = float(np.clip(math.log10(tolerance / error), -MARGIN_CAP, MARGIN_CAP))
     margin = abs(margin) if holds else -abs(margin)
     return CheckResult(name, claim, "Thm 1 (v2) and corollary, across schemes", float(predicted),
-                       float(measured), float(tolerance), bool(holds), margin, 1, True, detail)
+                       float(measured), float(tolerance), bool(holds), margin, 1, "theorem", detail)
 
 
 def _population_family(family: TaskFamily, new_task: TaskFamily) -> None:
