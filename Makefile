@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# torch is pinned: on these machines torch==2.13.0 is a local CPU wheel, while an
-# unpinned torch pulls a multi-GB CUDA build.
+# torch is pinned here (pyproject's torch extra only asks for a range): on these machines
+# torch==2.13.0 is a local CPU wheel, while an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 JOBS ?= 2
 
 BASE_STAMP  := $(VENV)/.installed-base
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: install install-torch reproduce reproduce-full figures-readme neural test bench check lint clean
+.PHONY: install install-torch reproduce reproduce-full figures-readme neural bench-neural test bench check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +45,15 @@ test: $(TORCH_STAMP)
 figures-readme: $(TORCH_STAMP)
 	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS) --publish
 
-## make neural: the torch experiments at CPU size, then their figures
+## make neural: the torch experiments at CPU size (resumable), then their figures
+NEURAL_CPU := results/neural/cpu
 neural: $(TORCH_STAMP)
-	for e in shallow vision language; do $(BIN)/lowrank-theory neural --experiment $$e --size cpu || exit 1; done
-	$(BIN)/python -m figures.neural results/neural/neural_shallow_cpu.csv results/neural/neural_vision_cpu.csv
+	for e in shallow vision language; do $(BIN)/lowrank-theory neural --experiment $$e --size cpu --out $(NEURAL_CPU) || exit 1; done
+	$(BIN)/python -m figures.neural $(NEURAL_CPU)/neural_shallow.csv $(NEURAL_CPU)/neural_vision.csv $(NEURAL_CPU)/neural_language.csv --out results/neural/figures
+
+## make bench-neural: steps/s of the neural backend (batched vs one model, CUDA graphs vs eager)
+bench-neural: $(TORCH_STAMP)
+	$(BIN)/python benchmarks/bench_neural.py
 
 check: $(BASE_STAMP)
 	$(BIN)/lowrank-theory check

@@ -1,13 +1,25 @@
-"""Speed of the linear core against a per-sample reimplementation of the paper's protocol.
+"""Speed of the linear core against per-sample implementations of the paper's protocol.
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_linear.py [--rounds R] [--quick]``.
 Prints markdown tables (pasted into README.md) and writes ``results/bench_linear.csv``.
 
-Measured, all in one run, default config d=10, T=3, N=5000, k=1:
-1. the paper protocol on sufficient statistics vs the same protocol with per-sample gradients
-   (the authors' way), and the largest difference between their iterates;
-2. the fast exact solver (population) vs the per-sample paper protocol, with its recovery error;
-3. the exact solver at scale (d up to 2000, T up to 40, k=8): time and peak traced memory.
+Measured, all in one run, default config d=10, T=3, N=5000, k=1 (3000 rounds of 10 U-steps
+and one A-step):
+
+1. Two per-sample baselines, gradients formed from the N x d data at every step:
+   ``naive`` (the straightforward transcription: the N x d layout, one transposed product per
+   gradient) and ``vectorised`` (:func:`lowrank_theory.reference.paper_protocol_per_sample`:
+   the authors' d x N layout, batched over tasks; the best per-sample numpy code we know).
+2. The paper protocol on sufficient statistics (``fit_lora_ml(method="paper")``) under both
+   conventions, with the largest difference of its iterates from the vectorised baseline
+   run under the same convention, and the cost of one U-step and of one round's overhead.
+3. The exact solver (population): time and recovery error.
+4. The exact solver at scale (d up to 2000, T up to 40, k=8): time and peak traced memory.
+
+The library timings of 2-3, and of d=2000, T=20 in 4, are taken twice: with the library's own
+BLAS limit (one thread around its small-matrix loops, the default) and with that limit
+switched off (BLAS's default threads), so the effect of the limit is measured in the same run. Times are the best of
+``--repeat`` runs; the machine's load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -17,12 +29,29 @@ import os
 import platform
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_info
 
 import lowrank_theory as lt
+import lowrank_theory._threads as threads
 from lowrank_theory.reference import paper_protocol_per_sample
+
+D, T, N, K = 10, 3, 5000, 1
+
+
+@contextmanager
+def library_threads(mode: str):
+    """``auto``: the library's limit (default); ``default``: the limit switched off."""
+    saved = threads.SINGLE_THREAD_MAX_DIM
+    if mode == "default":
+        threads.SINGLE_THREAD_MAX_DIM = -1  # every problem counts as large: no limit
+    try:
+        yield
+    finally:
+        threads.SINGLE_THREAD_MAX_DIM = saved
 
 
 def best_time(fn, repeat: int) -> tuple[float, object]:
@@ -34,69 +63,117 @@ def best_time(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
-def bench_paper(rounds: int) -> list[dict]:
-    fam = lt.TaskFamily.random(d=10, k=1, T=3, sigma=0.1, seed=0)
-    data = fam.sample(5000, seed=1)
-    t_ref, (A_ref, (U_ref,)) = best_time(
-        lambda: paper_protocol_per_sample(data, 1, seed=0, rounds=rounds), 1
-    )
-    t_fast, fit = best_time(
-        lambda: lt.fit_lora_ml(data, k=1, method="paper", seed=0, max_iter=rounds), 3
-    )
-    diff = max(np.abs(fit.A - A_ref).max(), np.abs(fit.U - U_ref).max())
-    t_exact, exact = best_time(lambda: lt.fit_lora_ml(fam, k=1), 5)
-    rel = lt.metrics.base_error(exact.A, fam.A_star, relative=True)
-    return [
-        dict(case="paper protocol, per-sample (reference)", rounds=rounds, seconds=t_ref),
-        dict(case="paper protocol, sufficient statistics", rounds=rounds, seconds=t_fast,
-             speedup=t_ref / t_fast, max_iterate_diff=diff),
-        dict(case="exact solver, population", seconds=t_exact, speedup=t_ref / t_exact,
-             rel_error=rel),
-    ]
+def naive_per_sample(data: lt.TaskData, rounds: int, seed: int) -> np.ndarray:
+    """The straightforward per-sample transcription ("sum" convention, symmetric, k=1)."""
+    rng = np.random.default_rng(seed)
+    A = np.zeros((data.d, data.d))
+    U = 0.1 * rng.standard_normal((data.T, data.d, 1))
+    for _ in range(rounds):
+        for _ in range(10):
+            W = A + U @ np.swapaxes(U, 1, 2)
+            E = data.X @ np.swapaxes(W, 1, 2) - data.Y
+            G = 2.0 * np.swapaxes(E, 1, 2) @ data.X / data.n
+            U = U - 0.003 * ((G + np.swapaxes(G, 1, 2)) @ U)
+        E = data.X @ np.swapaxes(A + U @ np.swapaxes(U, 1, 2), 1, 2) - data.Y
+        A = A - 0.03 * (2.0 * np.swapaxes(E, 1, 2) @ data.X / data.n).sum(axis=0)
+    return A
 
 
-def bench_scale(grid: list[tuple[int, int, int]]) -> list[dict]:
+def bench_paper(rounds: int, repeat: int) -> list[dict]:
+    fam = lt.TaskFamily.random(d=D, k=K, T=T, sigma=0.1, seed=0)
+    data = fam.sample(N, seed=1)
     rows = []
-    for d, T, k in grid:
-        fam = lt.TaskFamily.random(d=d, k=k, T=T, seed=0)
-        lt.fit_lora_ml(fam, k=k)  # warm-up: BLAS threads, caches
-        seconds, fit = best_time(lambda fam=fam, k=k: lt.fit_lora_ml(fam, k=k), 3)
-        tracemalloc.start()
-        lt.fit_lora_ml(fam, k=k)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    t_naive, A_naive = best_time(lambda: naive_per_sample(data, rounds, 0), 1)
+    rows.append(dict(case="per-sample, naive (N x d layout)", convention="sum", threads="default",
+                     seconds=t_naive))
+    refs = {}
+    for conv in ("paper", "sum"):
+        t_vec, refs[conv] = best_time(
+            lambda conv=conv: paper_protocol_per_sample(data, K, 0, rounds, convention=conv), 1
+        )
+        rows.append(dict(case="per-sample, vectorised (reference.py)", convention=conv,
+                         threads="default", seconds=t_vec))
+        if conv == "sum":
+            rows[-1]["max_iterate_diff"] = float(np.abs(A_naive - refs[conv][0]).max())
+    t_base = {r["convention"]: r["seconds"] for r in rows if "vectorised" in r["case"]}
+    for conv in ("paper", "sum"):
+        for mode in ("auto", "default"):
+            with library_threads(mode):
+                t, fit = best_time(lambda conv=conv: lt.fit_lora_ml(
+                    data, k=K, method="paper", seed=0, max_iter=rounds, convention=conv), repeat)
+                t_rounds, _ = best_time(lambda conv=conv: lt.fit_lora_ml(
+                    data, k=K, method="paper", seed=0, max_iter=rounds, inner_steps=0,
+                    convention=conv), repeat)
+            A_ref, (U_ref,) = refs[conv]
+            rows.append(dict(
+                case="paper protocol, statistics", convention=conv, threads=mode, seconds=t,
+                speedup_vs_vectorised=t_base[conv] / t, speedup_vs_naive=t_naive / t,
+                max_iterate_diff=max(np.abs(fit.A - A_ref).max(), np.abs(fit.U - U_ref).max()),
+                us_per_U_step=(t - t_rounds) / (10 * rounds) * 1e6,
+                us_per_round_overhead=t_rounds / rounds * 1e6,
+            ))
+    for mode in ("auto", "default"):
+        with library_threads(mode):
+            t_exact, exact = best_time(lambda: lt.fit_lora_ml(fam, k=K), 5 * repeat)
         rows.append(dict(
-            case="exact solver at scale", d=d, T=T, k=k, seconds=seconds,
-            peak_MB=peak / 2**20, peak_in_dxd=peak / (8 * d * d),
-            rel_error=lt.metrics.base_error(fit.A, fam.A_star, relative=True),
+            case="exact solver, population", threads=mode, seconds=t_exact,
+            speedup_vs_vectorised=t_base["sum"] / t_exact, speedup_vs_naive=t_naive / t_exact,
+            rel_error=lt.metrics.base_error(exact.A, fam.A_star, relative=True),
         ))
-        print(f"  d={d:5d} T={T:3d} k={k}: {seconds:.3f} s, peak {peak / 2**20:.1f} MiB", flush=True)
+    return rows
+
+
+def bench_scale(grid: list[tuple[int, int, int]], repeat: int,
+                compare: tuple[tuple[int, int, int], ...]) -> list[dict]:
+    rows = []
+    for d, T_, k in grid:
+        fam = lt.TaskFamily.random(d=d, k=k, T=T_, seed=0)
+        # BLAS's default threads can be 30x slower on a busy machine: compared on `compare` only.
+        for mode in ("auto", "default") if (d, T_, k) in compare else ("auto",):
+            with library_threads(mode):
+                lt.fit_lora_ml(fam, k=k)  # warm-up: BLAS threads, caches
+                seconds, fit = best_time(lambda fam=fam, k=k: lt.fit_lora_ml(fam, k=k), repeat)
+                tracemalloc.start()
+                lt.fit_lora_ml(fam, k=k)
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+            rows.append(dict(
+                case="exact solver at scale", threads=mode, d=d, T=T_, k=k, seconds=seconds,
+                peak_MB=peak / 2**20, peak_in_dxd=peak / (8 * d * d),
+                rel_error=lt.metrics.base_error(fit.A, fam.A_star, relative=True),
+            ))
+            print(f"  d={d:5d} T={T_:3d} k={k} threads={mode:7s}: {seconds:.3f} s, "
+                  f"peak {peak / 2**20:.1f} MiB", flush=True)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3000, help="paper protocol rounds")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many library runs")
     parser.add_argument("--quick", action="store_true", help="small scale grid only")
     parser.add_argument("--out", default="results/bench_linear.csv")
     args = parser.parse_args()
 
+    blas = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()
+            if i["user_api"] == "blas"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}")
-    rows = bench_paper(args.rounds)
+          f"numpy {np.__version__}, BLAS {blas}; load average before: {os.getloadavg()}")
+    rows = bench_paper(args.rounds, args.repeat)
     if args.quick:
-        grid = [(500, 10, 4), (1000, 20, 8)]
+        grid = [(500, 10, 4), (2000, 20, 8)]
     else:
         grid = [(250, 20, 8), (500, 20, 8), (1000, 20, 8), (2000, 20, 8),
                 (2000, 5, 8), (2000, 10, 8), (2000, 40, 8)]
-    rows += bench_scale(grid)
+    rows += bench_scale(grid, args.repeat, compare=((2000, 20, 8),))
+    print(f"load average after: {os.getloadavg()}")
     df = pd.DataFrame(rows)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     df.to_csv(args.out, index=False)
     head = df[df.case != "exact solver at scale"].dropna(axis=1, how="all")
     print(head.to_markdown(index=False, floatfmt=".3g"))
     scale = df[df.case == "exact solver at scale"][
-        ["d", "T", "k", "seconds", "peak_MB", "peak_in_dxd", "rel_error"]
+        ["d", "T", "k", "threads", "seconds", "peak_MB", "peak_in_dxd", "rel_error"]
     ]
     print(scale.to_markdown(index=False, floatfmt=".3g"))
 

@@ -60,6 +60,12 @@ def check_array(
     value: ArrayLike, name: str, shape: tuple[int | None, ...] | None = None
 ) -> NDArray[np.float64]:
     """Return ``value`` as a finite float64 array of the given shape (None = any size)."""
+    if np.iscomplexobj(value):
+        # numpy would drop the imaginary part with only a warning: refuse instead.
+        raise TypeError(
+            f"{name} must be real, got a complex array; pass its real part (.real) if the "
+            "imaginary part is round-off."
+        )
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -162,6 +168,33 @@ def add_names_option(
         option, nargs="+", action=_Names, default=None, metavar="NAME",
         help=f"{help} (repeatable, or comma-separated); one of: {', '.join(valid)}",
     )
+
+
+#: Largest allocation, in bytes, that the constructors of :mod:`lowrank_theory.tasks` make
+#: without being asked (2 GiB): well above every documented experiment (d = 2000, T = 40 needs
+#: about 0.1 GB) and below the memory of a laptop, so that a typo such as ``d=20000`` fails at
+#: once with a clear message instead of swapping. Pass ``max_bytes=None`` to lift it.
+MAX_BYTES = 2 * 2**30
+
+
+def check_allocation(n_bytes: float, what: str, max_bytes: int | None) -> None:
+    """Refuse an allocation of ``n_bytes`` above ``max_bytes`` (None: no limit)."""
+    if max_bytes is None:
+        return
+    max_bytes = check_int(max_bytes, "max_bytes", minimum=0)
+    if n_bytes > max_bytes:
+        raise ValueError(
+            f"{what} would allocate about {n_bytes / 2**30:.3g} GiB, above max_bytes="
+            f"{max_bytes / 2**30:.3g} GiB; pass max_bytes=None (or a larger limit) if the "
+            "machine has the memory."
+        )
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` after checking it is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+    return value
 
 
 def add_seed_options(parser: argparse.ArgumentParser, *, default: str) -> None:

@@ -1,4 +1,4 @@
-"""Fine-tuning a retrained base on an unseen task with a rank-r adapter (THEORY.md sec. 3-5)."""
+"""Fine-tuning a retrained base on an unseen task with a rank-r adapter."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
-from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
+from lowrank_theory._threads import blas_threads_for
+from lowrank_theory._validation import (
+    as_seed_generator,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+)
 from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, as_adapter
 from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics, task_losses
+from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.tasks import TaskFamily
 
 __all__ = ["FineTuneResult", "fine_tune", "excess_loss", "FINE_TUNE_METHODS"]
@@ -144,6 +152,7 @@ def fine_tune(
     steps: int = 1000,
     lr: float = PAPER_FT_LR,
     init_scale: float = PAPER_FT_INIT_SCALE,
+    convention: str = "paper",
 ) -> FineTuneResult:
     """Fit a rank-r adapter on top of a frozen base for a new task.
 
@@ -171,6 +180,10 @@ def fine_tune(
         random start with i.i.d. ``N(0, init_scale^2)`` factors, ``steps`` steps of size ``lr``.
     steps, lr, init_scale
         Gradient-descent schedule (``method="gd"``).
+    convention : {"paper", "sum"}, default="paper"
+        Loss of the ``"gd"`` steps (see Notes): ``"paper"`` half the mean squared error, as
+        the authors' script; ``"sum"`` the mean squared error itself, whose steps are twice
+        as long (its step ``i`` is close to the authors' step ``2i`` for small ``lr``).
 
     Returns
     -------
@@ -180,7 +193,18 @@ def fine_tune(
     Raises
     ------
     ValueError
-        ``task`` with ``T != 1``, wrong shape of ``A``, ``rank > d``, ``n < 1``, unknown method.
+        ``task`` with ``T != 1``, wrong shape of ``A``, ``rank > d``, ``n < 1``, unknown method
+        or convention.
+
+    Notes
+    -----
+    With ``L(W) = (1/n) sum_i ||y_i - W x_i||^2`` (the population loss for ``n=None``) and
+    ``G = dL/dW = 2 (W Sxx - Syx)`` at ``W = A + U V^T``, one ``"gd"`` step is
+
+        U <- U - c lr G V,    V <- V - c lr G^T U    (both from the old U, V),
+
+    with ``c = 1/2`` for ``"paper"`` (the gradient of ``L / 2``) and ``c = 1`` for ``"sum"``;
+    for a symmetric adapter ``U <- U - c lr (G + G^T) U``.
 
     Examples
     --------
@@ -202,19 +226,20 @@ def fine_tune(
     A = check_array(A, "A", (d, d))
     adapter = as_adapter(adapter, rank)
     adapter.check_rank(d)
-    if method not in FINE_TUNE_METHODS:
-        raise ValueError(f"method must be one of {FINE_TUNE_METHODS}, got {method!r}.")
+    check_choice(method, "method", FINE_TUNE_METHODS)
+    check_choice(convention, "convention", CONVENTIONS)
     rng = as_seed_generator(seed)
     stats = statistics(task if n is None else task.sample(check_int(n, "n"), seed=rng))
 
     if method == "exact":
-        if n is None:
-            factors = _exact_population(A, task, adapter, rng)
-        elif isinstance(adapter, AsymmetricAdapter):
-            factors = _reduced_rank_regression(stats, A, adapter.rank)
-        else:
-            start = adapter.project(np.swapaxes(stats.Sxy[0], 0, 1) - A)
-            factors = _lbfgs_factors(stats, A, adapter, start, rng)
+        with blas_threads_for(d):
+            if n is None:
+                factors = _exact_population(A, task, adapter, rng)
+            elif isinstance(adapter, AsymmetricAdapter):
+                factors = _reduced_rank_regression(stats, A, adapter.rank)
+            else:
+                start = adapter.project(np.swapaxes(stats.Sxy[0], 0, 1) - A)
+                factors = _lbfgs_factors(stats, A, adapter, start, rng)
         delta = adapter.delta(tuple(f[None] for f in factors))[0]
         loss = excess_loss(task, A + delta)
         history = np.array([loss])
@@ -222,18 +247,19 @@ def fine_tune(
         steps = check_int(steps, "steps", minimum=0)
         lr = check_float(lr, "lr", strict=True)
         init_scale = check_float(init_scale, "init_scale", strict=True)
+        step = lr * (0.5 if convention == "paper" else 1.0)
         factors = tuple(f[0] for f in adapter.init_factors(1, d, rng, init_scale))
         deltas = np.empty((steps + 1, d, d))
-        for s in range(steps + 1):
-            delta = adapter.delta(tuple(f[None] for f in factors))[0]
-            deltas[s] = delta
-            if s == steps:
-                break
-            G = loss_gradient(stats, (A + delta)[None])[0]
-            factors = tuple(
-                f - lr * g for f, g in zip(factors, adapter.factor_gradients(factors, G))
-            )
-        history = np.atleast_1d(excess_loss(task, A + deltas))
+        with blas_threads_for(d):
+            for s in range(steps + 1):
+                delta = adapter.delta(tuple(f[None] for f in factors))[0]
+                deltas[s] = delta
+                if s == steps:
+                    break
+                G = loss_gradient(stats, (A + delta)[None])[0]
+                grads = adapter.factor_gradients(factors, G)
+                factors = tuple(f - step * g for f, g in zip(factors, grads))
+            history = np.atleast_1d(excess_loss(task, A + deltas))
         loss = float(history[-1])
     U = factors[0]
     V = factors[-1]

@@ -1,4 +1,4 @@
-"""Per-task squared losses through d x d sufficient statistics (THEORY.md sec. 2).
+"""Per-task squared losses through d x d sufficient statistics.
 
 For a model ``W`` the finite-sample loss of task ``t`` is
 
@@ -19,7 +19,15 @@ from numpy.typing import NDArray
 
 from lowrank_theory.tasks import TaskData, TaskFamily
 
-__all__ = ["Statistics", "statistics", "task_losses", "excess_losses", "loss_gradient", "Source"]
+__all__ = [
+    "Statistics",
+    "statistics",
+    "task_losses",
+    "excess_losses",
+    "summed_excess_loss",
+    "loss_gradient",
+    "Source",
+]
 
 #: What the losses, solvers and checks accept as a problem: the population or a sample.
 Source = TaskFamily | TaskData
@@ -110,8 +118,16 @@ def statistics(source: Source) -> Statistics:
 
     Notes
     -----
-    Population (THEORY.md sec. 2): ``Sxx = Sigma_t``, ``Sxy = Sigma_t W*_t^T``,
+    Population: ``Sxx = Sigma_t``, ``Sxy = Sigma_t W*_t^T``,
     ``syy = tr(W*_t Sigma_t W*_t^T) + d sigma^2``.
+
+    Examples
+    --------
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=3, k=1, T=2, sigma=0.5, seed=0)
+    >>> stats = statistics(fam)
+    >>> stats.Sxx.shape, stats.offset  # offset T d sigma^2 = 2 * 3 * 0.25
+    ((2, 3, 3), 1.5)
     """
     if isinstance(source, TaskData):
         X, Y = source.X, source.Y
@@ -145,6 +161,16 @@ def task_losses(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float64
     Returns
     -------
     ndarray of shape (..., T)
+
+    Examples
+    --------
+    At the truth only the noise is left, ``d sigma^2`` per task:
+
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=3, k=1, T=2, sigma=0.5, seed=0)
+    >>> np.round(task_losses(statistics(fam), fam.W_star), 12)
+    array([0.75, 0.75])
     """
     quad = np.sum((W if stats.identity_inputs else W @ stats.Sxx) * W, axis=(-1, -2))
     cross = np.sum(W * stats.Syx, axis=(-1, -2))
@@ -187,3 +213,21 @@ def excess_losses(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float
         return task_losses(stats, W)
     R = W - stats.W_star
     return np.sum((R if stats.identity_inputs else R @ stats.Sxx) * R, axis=(-1, -2))
+
+
+def summed_excess_loss(stats: Statistics, W: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The LoRA-ML objective of per-task models: ``sum_t`` of :func:`excess_losses`.
+
+    Parameters
+    ----------
+    stats : Statistics
+        Statistics of shape (..., T, d, d).
+    W : ndarray of shape (..., T, d, d)
+
+    Returns
+    -------
+    ndarray of shape (...)
+        Population: ``sum_t ||(W_t - W*_t) Sigma_t^{1/2}||_F^2``; sample: the summed
+        empirical loss ``sum_t (1/N) sum_i ||y_ti - W_t x_ti||^2``.
+    """
+    return np.sum(excess_losses(stats, W), axis=-1)

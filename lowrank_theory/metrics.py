@@ -1,4 +1,4 @@
-"""Recovery metrics, modulo the symmetries the theory allows (THEORY.md sec. 4)."""
+"""Recovery metrics, modulo the symmetries the theory allows (``U_t -> U_t Q_t``, Q orthogonal)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Standard retraining (SR): one base fitted to all tasks, and the base step shared with LoRA-ML.
 
-SR solves ``min_A sum_t L_t(A)`` (THEORY.md sec. 3). The same normal equations with each task's
+SR solves ``min_A sum_t L_t(A)`` (Theorem 1 of the paper). The same normal equations with each task's
 adapter update subtracted give the exact A-step of alternating LoRA-ML solvers, so both live
 here as :class:`BaseStep`.
 """
@@ -9,12 +9,67 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 from numpy.typing import NDArray
 
+from lowrank_theory._validation import COVARIANCE_RTOL
 from lowrank_theory.losses import Source, Statistics, statistics
-from lowrank_theory.tasks import TaskFamily
+from lowrank_theory.tasks import TaskData, TaskFamily
 
-__all__ = ["standard_retraining", "BaseStep"]
+__all__ = ["standard_retraining", "BaseStep", "check_pooled_design"]
+
+_FIX = "use more samples (T * n comfortably above d) or a population TaskFamily"
+
+
+def check_pooled_design(source: Source) -> None:
+    """Refuse a sample whose pooled inputs cannot identify the base.
+
+    Parameters
+    ----------
+    source : TaskFamily or TaskData
+        Populations always pass (their covariances are positive definite by construction).
+
+    Raises
+    ------
+    ValueError
+        Fewer pooled samples than dimensions (``T * n < d``): the pooled second moment
+        ``sum_t X_t^T X_t / n`` is then singular and every base-dependent answer meaningless,
+        even when a Cholesky factorisation happens to succeed on the round-off.
+
+    Notes
+    -----
+    The conditioning test (a nearly singular but full-rank design) is made where the
+    factorisation is computed, in :class:`BaseStep`.
+    """
+    if isinstance(source, TaskData) and source.T * source.n < source.d:
+        raise ValueError(
+            f"the sample has T * n = {source.T} * {source.n} = {source.T * source.n} pooled "
+            f"samples for d = {source.d} dimensions, so the pooled input second moment "
+            f"sum_t X_t^T X_t / n is singular and the base is not identified: {_FIX}."
+        )
+
+
+def _pooled_cholesky(pooled: NDArray[np.float64]) -> tuple[NDArray[np.float64], bool]:
+    """Cholesky factor of the pooled second moment, refusing a singular or ill-conditioned one.
+
+    A factorisation can succeed on a singular matrix by round-off, so the reciprocal condition
+    number (LAPACK ``pocon``, from the factor in O(d^2)) is checked against
+    ``COVARIANCE_RTOL``: below it, the normal equations amplify round-off by more than 1e10.
+    """
+    try:
+        c, lower = scipy.linalg.cho_factor(pooled)
+    except np.linalg.LinAlgError:
+        rcond = 0.0
+    else:
+        anorm = float(np.max(np.sum(np.abs(pooled), axis=0)))
+        rcond, info = scipy.linalg.lapack.dpocon(c, anorm, uplo="L" if lower else "U")
+        if info == 0 and rcond >= COVARIANCE_RTOL:
+            return c, lower
+    raise ValueError(
+        "the pooled input second moment sum_t X_t^T X_t / N is singular or nearly so "
+        f"(reciprocal condition number {rcond:.2g} < {COVARIANCE_RTOL:g}), so the base is "
+        f"not identified: {_FIX}."
+    )
 
 
 class BaseStep:
@@ -28,8 +83,9 @@ class BaseStep:
     Raises
     ------
     ValueError
-        If the pooled second moment ``sum_t Sxx_t`` is singular (fewer pooled samples than
-        dimensions): the base is then not identified.
+        If the pooled second moment ``sum_t Sxx_t`` is singular or its condition number
+        exceeds ``1 / COVARIANCE_RTOL`` (fewer pooled samples than dimensions, or barely
+        more): the base is then not identified.
 
     Notes
     -----
@@ -46,14 +102,7 @@ class BaseStep:
         if stats.identity_inputs:
             self._cho = None
             return
-        pooled = np.sum(stats.Sxx, axis=0)
-        try:
-            self._cho = scipy.linalg.cho_factor(pooled)
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                "the pooled input second moment sum_t X_t^T X_t / N is singular: use more "
-                "samples (T * n >= d) or a population TaskFamily."
-            ) from None
+        self._cho = _pooled_cholesky(np.sum(stats.Sxx, axis=0))
 
     def __call__(self, delta: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
         """Return the optimal base, shape (d, d), for updates ``delta`` of shape (T, d, d)."""
@@ -81,12 +130,18 @@ def standard_retraining(source: Source) -> NDArray[np.float64]:
     -------
     ndarray of shape (d, d)
 
+    Raises
+    ------
+    ValueError
+        A sample with fewer pooled samples than dimensions (``T * n < d``) or an
+        ill-conditioned pooled design (see :class:`BaseStep`).
+
     Notes
     -----
     Population with identity covariance: ``A_SR = A* + (1/T) sum_t U*_t U*_t^T``, computed
     as ``A* + U U^T / T`` with the offsets' factors side by side, so memory stays O(d^2).
     General case: ``A_SR = (sum_t Syx_t)(sum_t Sxx_t)^{-1}``, with per-task covariances
-    ``(sum_t W*_t Sigma_t)(sum_t Sigma_t)^{-1}`` (THEORY.md sec. 3, Theorem 1 of the paper).
+    ``(sum_t W*_t Sigma_t)(sum_t Sigma_t)^{-1}`` (Theorem 1 of the paper).
 
     Examples
     --------
@@ -100,4 +155,5 @@ def standard_retraining(source: Source) -> NDArray[np.float64]:
     if isinstance(source, TaskFamily) and source.isotropic:
         factors = np.concatenate(list(source.U_star), axis=1)
         return source.A_star + factors @ factors.T / source.T
+    check_pooled_design(source)
     return BaseStep(statistics(source))()

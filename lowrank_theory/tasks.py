@@ -1,8 +1,11 @@
 """Synthetic multi-task low-rank linear regression: the ground truth and its samples.
 
 A task family holds a base ``A*`` and one rank-k PSD offset ``U*_t U*_t^T`` per task, so that
-task ``t`` has parameter ``W*_t = A* + U*_t U*_t^T`` (THEORY.md sec. 1). A sample of task ``t``
-is ``x ~ N(0, Sigma_t)``, ``y = W*_t x + eps`` with ``eps ~ N(0, sigma^2 I_d)``.
+task ``t`` has parameter ``W*_t = A* + U*_t U*_t^T``. A sample of task ``t`` is
+``x ~ N(0, Sigma_t)``, ``y = W*_t x + eps`` with ``eps ~ N(0, sigma^2 I_d)``.
+
+Both classes are immutable: they keep read-only copies of their arrays, so a family or a sample
+cannot change after it was validated.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._validation import (
+    MAX_BYTES,
     as_seed_generator,
+    check_allocation,
     check_array,
     check_covariance,
     check_float,
@@ -21,6 +26,29 @@ from lowrank_theory._validation import (
 )
 
 __all__ = ["TaskFamily", "TaskData"]
+
+
+def _frozen(arr: NDArray[np.float64]) -> NDArray[np.float64]:
+    # A read-only array that no caller can write through: copied unless it already is a
+    # read-only array owning its memory (as the fresh arrays of ``sample`` are).
+    if arr.flags.writeable or arr.base is not None:
+        arr = arr.copy()
+    arr.flags.writeable = False
+    return arr
+
+
+def _check_family_size(d: int, k: int, T: int, max_bytes: int | None, what: str) -> None:
+    # A*, one d x d draw used to build it (or a basis), and the T offset factors.
+    check_allocation(8.0 * (3 * d * d + 2 * T * d * k), what, max_bytes)
+
+
+def _check_scale(value: float, name: str) -> None:
+    # Losses are sums of squares over d x d entries: they must stay finite in double precision.
+    if not np.isfinite(value):
+        raise ValueError(
+            f"{name} is too large: the losses (sums of squares of its entries over d dimensions) "
+            "overflow double precision; rescale the problem."
+        )
 
 
 def _random_symmetric(d: int, rng: np.random.Generator) -> NDArray[np.float64]:
@@ -55,8 +83,16 @@ class TaskFamily:
     Raises
     ------
     ValueError
-        Wrong shapes, ``k > d``, non-finite entries, negative ``sigma``, or a covariance that is
-        not symmetric positive definite.
+        Wrong shapes, ``k > d``, non-finite entries, negative ``sigma``, a scale whose squared
+        losses overflow (e.g. ``sigma**2 * d`` not finite), or a covariance that is not
+        symmetric positive definite.
+    TypeError
+        Complex or non-numeric arrays.
+
+    Notes
+    -----
+    The arrays are stored as read-only copies: writing into the caller's arrays afterwards
+    does not change the family.
 
     Examples
     --------
@@ -90,11 +126,15 @@ class TaskFamily:
         if k < 1 or k > d:
             raise ValueError(f"the offset rank k must satisfy 1 <= k <= d={d}, got k={k}.")
         sigma = check_float(self.sigma, "sigma", minimum=0.0)
+        with np.errstate(over="ignore"):  # numpy floats: overflow gives inf, tested below
+            _check_scale(d * np.float64(sigma) ** 2, "sigma")
+            _check_scale(d * d * np.max(np.abs(A)) ** 2, "A_star")
+            _check_scale(d * d * (k * np.max(np.abs(U)) ** 2) ** 2, "U_star")
         Sigma = None if self.Sigma is None else check_covariance(self.Sigma, "Sigma", d, T)
-        object.__setattr__(self, "A_star", A)
-        object.__setattr__(self, "U_star", U)
+        object.__setattr__(self, "A_star", _frozen(A))
+        object.__setattr__(self, "U_star", _frozen(U))
         object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "Sigma", Sigma)
+        object.__setattr__(self, "Sigma", None if Sigma is None else _frozen(Sigma))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -106,6 +146,7 @@ class TaskFamily:
         sigma: float = 0.1,
         seed: int | np.random.Generator | None = None,
         Sigma: ArrayLike | None = None,
+        max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Draw the paper's random family: ``A* = (G + G^T)/2``, ``U*_t`` i.i.d. ``N(0, 1)``.
 
@@ -119,10 +160,13 @@ class TaskFamily:
             Source of randomness.
         Sigma : array_like of shape (d, d) or (T, d, d), optional
             Input covariance (identity if None).
+        max_bytes : int or None, default=MAX_BYTES
+            Refuse to allocate more than this many bytes (2 GiB); None lifts the limit.
         """
         d = check_int(d, "d")
         k = check_int(k, "k", maximum=d)
         T = check_int(T, "T")
+        _check_family_size(d, k, T, max_bytes, f"TaskFamily.random(d={d}, k={k}, T={T})")
         rng = as_seed_generator(seed)
         A = _random_symmetric(d, rng)
         U = rng.standard_normal((T, d, k))
@@ -137,15 +181,18 @@ class TaskFamily:
         scale: float = 1.0,
         sigma: float = 0.1,
         seed: int | np.random.Generator | None = None,
+        max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Family whose offsets have mutually orthonormal columns (``kT <= d``), scaled by ``scale``.
 
         The offsets ``U*_t U*_t^T = scale^2 P_t`` are orthogonal projections onto orthogonal
         subspaces: linearly independent, the best-conditioned case of Theorem 3.
+        ``max_bytes`` bounds the allocation as in :meth:`random`.
         """
         d = check_int(d, "d")
         k = check_int(k, "k", maximum=d)
         T = check_int(T, "T")
+        _check_family_size(d, k, T, max_bytes, f"TaskFamily.orthonormal(d={d}, k={k}, T={T})")
         if k * T > d:
             raise ValueError(f"orthonormal offsets need k*T <= d, got k*T={k * T} > d={d}.")
         scale = check_float(scale, "scale", strict=True)
@@ -163,6 +210,7 @@ class TaskFamily:
         T: int,
         sigma: float = 0.1,
         seed: int | np.random.Generator | None = None,
+        max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Family whose offsets all share one k-dimensional column space.
 
@@ -170,11 +218,13 @@ class TaskFamily:
         offset columns span only k dimensions, so for ``T > 1`` they are not linearly
         independent, the condition under which :mod:`lowrank_theory.theorems` finds exact
         recovery for ``T >= 3``; for ``T > k(k+1)/2`` even the offset matrices are linearly
-        dependent. A counterexample family for recovery.
+        dependent. A counterexample family for recovery. ``max_bytes`` bounds the allocation as
+        in :meth:`random`.
         """
         d = check_int(d, "d")
         k = check_int(k, "k", maximum=d)
         T = check_int(T, "T")
+        _check_family_size(d, k, T, max_bytes, f"TaskFamily.collinear(d={d}, k={k}, T={T})")
         rng = as_seed_generator(seed)
         A = _random_symmetric(d, rng)
         Q = _random_orthonormal(d, k, rng)
@@ -189,6 +239,7 @@ class TaskFamily:
         base_spectrum: ArrayLike | None = None,
         sigma: float = 0.1,
         seed: int | np.random.Generator | None = None,
+        max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Family with chosen offset eigenvalues (and optionally a chosen base spectrum).
 
@@ -201,12 +252,15 @@ class TaskFamily:
             Dimension.
         base_spectrum : array_like of shape (d,), optional
             Eigenvalues of the symmetric base ``A* = O diag(base) O^T``; random if None.
+        max_bytes : int or None, default=MAX_BYTES
+            Refuse to allocate more than this many bytes; None lifts the limit.
         """
         d = check_int(d, "d")
         spec = check_array(offset_spectrum, "offset_spectrum", (None, None))
         T, k = spec.shape
         if T < 1 or not 1 <= k <= d:
             raise ValueError(f"offset_spectrum must have shape (T>=1, k<=d={d}), got {spec.shape}.")
+        _check_family_size(d, k, T, max_bytes, f"TaskFamily.from_spectrum(d={d}, T={T})")
         if np.any(spec <= 0):
             raise ValueError("offset_spectrum must be strictly positive (rank-k offsets).")
         rng = as_seed_generator(seed)
@@ -256,7 +310,12 @@ class TaskFamily:
         return np.broadcast_to(S, (self.T, self.d, self.d))
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> TaskData:
+    def sample(
+        self,
+        n: int,
+        seed: int | np.random.Generator | None = None,
+        max_bytes: int | None = MAX_BYTES,
+    ) -> TaskData:
         """Draw ``n`` i.i.d. samples of every task.
 
         Parameters
@@ -265,6 +324,9 @@ class TaskFamily:
             Samples per task (``n >= 1``).
         seed : int, Generator or None
             Source of randomness.
+        max_bytes : int or None, default=MAX_BYTES
+            Refuse to allocate more than this many bytes (inputs, outputs and noise, 2 GiB by
+            default); None lifts the limit.
 
         Returns
         -------
@@ -272,6 +334,11 @@ class TaskFamily:
             ``X`` and ``Y`` of shape (T, n, d), with ``Y[t] = X[t] W*_t^T + sigma * noise``.
         """
         n = check_int(n, "n")
+        check_allocation(
+            8.0 * (3 * self.T * n * self.d + self.T * self.d * self.d),
+            f"sample(n={n}) of a family with T={self.T}, d={self.d}",
+            max_bytes,
+        )
         rng = as_seed_generator(seed)
         X = rng.standard_normal((self.T, n, self.d))
         if self.Sigma is not None:
@@ -280,10 +347,16 @@ class TaskFamily:
             X = X @ np.swapaxes(L, 1, 2)
         noise = rng.standard_normal((self.T, n, self.d))
         Y = X @ np.swapaxes(self.W_star, 1, 2) + self.sigma * noise
+        del noise
+        X.flags.writeable = False  # fresh arrays: TaskData keeps them without a copy
+        Y.flags.writeable = False
         return TaskData(X, Y, family=self)
 
     def new_task(
-        self, seed: int | np.random.Generator | None = None, U: ArrayLike | None = None
+        self,
+        seed: int | np.random.Generator | None = None,
+        U: ArrayLike | None = None,
+        Sigma: ArrayLike | None = None,
     ) -> TaskFamily:
         """An unseen task from the same family: same ``A*``, ``sigma`` and covariance.
 
@@ -293,17 +366,36 @@ class TaskFamily:
             Source of the fresh offset ``U*_{T+1}`` with i.i.d. ``N(0, 1)`` entries.
         U : array_like of shape (d, k), optional
             Use this offset factor instead of a random one.
+        Sigma : array_like of shape (d, d), optional
+            Input covariance of the new task. Default: the family's shared covariance (or the
+            identity). Required when the family has one covariance per task, since the new
+            task's is then not defined by the family.
 
         Returns
         -------
         TaskFamily
             A family with ``T = 1``.
+
+        Raises
+        ------
+        ValueError
+            A family with per-task covariances and no ``Sigma``.
         """
+        if Sigma is None:
+            if self.Sigma is not None and self.Sigma.ndim == 3:
+                raise ValueError(
+                    "this family has one input covariance per task, so the new task's is not "
+                    "defined: pass Sigma= of shape (d, d) (e.g. Sigma=fam.Sigma[0])."
+                )
+            Sigma = self.Sigma
         if U is None:
             U_new = as_seed_generator(seed).standard_normal((1, self.d, self.k))
         else:
             U_new = check_array(U, "U", (self.d, None))[None]
-        Sigma = self.Sigma if self.Sigma is None or self.Sigma.ndim == 2 else self.Sigma[0]
+        if Sigma is not None:
+            Sigma = check_covariance(Sigma, "Sigma", self.d, 1)
+            if Sigma.ndim == 3:
+                Sigma = Sigma[0]
         return TaskFamily(self.A_star, U_new, self.sigma, Sigma)
 
 
@@ -319,6 +411,11 @@ class TaskData:
         Outputs.
     family : TaskFamily, optional
         The ground truth the sample came from (kept for metrics; solvers never read it).
+
+    Notes
+    -----
+    ``X`` and ``Y`` are stored read-only (copied unless they already are read-only arrays
+    owning their memory).
     """
 
     X: NDArray[np.float64]
@@ -336,8 +433,8 @@ class TaskData:
             raise ValueError(f"X needs at least one task and one sample, got shape {X.shape}.")
         if self.family is not None and (self.family.T, self.family.d) != (X.shape[0], X.shape[2]):
             raise ValueError("family does not match the (T, d) of X.")
-        object.__setattr__(self, "X", X)
-        object.__setattr__(self, "Y", Y)
+        object.__setattr__(self, "X", _frozen(X))
+        object.__setattr__(self, "Y", _frozen(Y))
 
     @property
     def T(self) -> int:

@@ -29,8 +29,8 @@ import pandas as pd
 
 import lowrank_theory as lt
 from lowrank_theory.adapters import SymmetricAdapter
-from lowrank_theory.lora_ml import PAPER_INIT_SCALE, paper_round
 from lowrank_theory.losses import Statistics, statistics
+from lowrank_theory.paper_protocol import PAPER_INIT_SCALE, run_paper_protocol
 from simulations.configs import (
     RECOVERED,
     LandscapeConfig,
@@ -90,12 +90,13 @@ def stream_seeds(seed: int, names: Sequence[str]) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- vary
 def paper_protocol_batch(datas: Sequence[lt.TaskData], k: int, seeds: Sequence[int],
-                         rounds: int) -> np.ndarray:
+                         rounds: int, convention: str = "paper") -> np.ndarray:
     """The paper's LoRA-ML retraining for several samples at once (runs as a batch axis).
 
-    Equivalent to ``fit_lora_ml(data, k, method="paper", seed=s, max_iter=rounds).A`` for
-    each pair, but every round advances all runs with one call of the core's broadcasting
-    :func:`lowrank_theory.lora_ml.paper_round`, which amortises numpy's per-call overhead.
+    Equivalent to ``fit_lora_ml(data, k, method="paper", seed=s, max_iter=rounds,
+    convention=convention).A`` for each pair, but every step advances all runs with one call
+    of the core's broadcasting :func:`lowrank_theory.paper_protocol.run_paper_protocol`, which
+    amortises numpy's per-call overhead.
 
     Parameters
     ----------
@@ -107,11 +108,18 @@ def paper_protocol_batch(datas: Sequence[lt.TaskData], k: int, seeds: Sequence[i
         Seed of each run's random start (as ``fit_lora_ml``'s ``seed``).
     rounds : int
         Block-coordinate rounds.
+    convention : {"paper", "sum"}, default="paper"
+        Loss convention of the steps (:mod:`lowrank_theory.paper_protocol`).
 
     Returns
     -------
     ndarray of shape (len(datas), d, d)
         The retrained bases.
+
+    Raises
+    ------
+    RuntimeError
+        If a run diverges.
     """
     adapter = SymmetricAdapter(k)
     per_run = [statistics(data) for data in datas]
@@ -123,10 +131,11 @@ def paper_protocol_batch(datas: Sequence[lt.TaskData], k: int, seeds: Sequence[i
         for parts in zip(*(adapter.init_factors(T, d, np.random.default_rng(s), PAPER_INIT_SCALE)
                            for s in seeds))
     )
-    A = np.zeros((len(datas), d, d))
-    for _ in range(rounds):
-        A, factors = paper_round(stats, adapter, A, factors)
-    return A
+    run = run_paper_protocol(stats, adapter, np.zeros((len(datas), d, d)), factors, rounds,
+                             convention=convention)
+    if run.diverged:
+        raise RuntimeError(f"the paper protocol diverged in round {run.rounds_done}.")
+    return run.A
 
 
 def run_vary(config: VaryConfig, seeds: tuple[int, ...]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ def test_population_identity_closed_form(rng):
 
 
 def test_population_per_task_covariances(rng):
-    """A_SR = (sum_t W*_t Sigma_t)(sum_t Sigma_t)^{-1} (THEORY.md sec. 3)."""
+    """A_SR = (sum_t W*_t Sigma_t)(sum_t Sigma_t)^{-1}."""
     d, T = 4, 3
     S = np.stack([(g := rng.standard_normal((d, d))) @ g.T + np.eye(d) for _ in range(T)])
     fam = lt.TaskFamily.random(d=d, k=1, T=T, seed=rng, Sigma=S)

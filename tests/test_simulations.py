@@ -53,7 +53,10 @@ def test_batched_paper_protocol_matches_core_fit(global_random_seed):
 
 def test_vary_table_and_claim():
     """LoRA-ML's base fine-tunes far below SR's (T = 3), from the same start and samples."""
-    config = VaryConfig(d=5, T=3, N=500, n=200, k=1, rounds=600, ft_steps=400)
+    # The paper's schedule (3000 rounds, 1000 fine-tuning steps) at a smaller size: under the
+    # authors' loss convention (half the steps of the "sum" one) 600 rounds and 400 steps
+    # leave seed 0's LoRA-ML loss at 1.04 against SR's 1.11.
+    config = VaryConfig(d=5, T=3, N=500, n=200, k=1, rounds=3000, ft_steps=1000)
     table = run_vary(config, (0, 1))
     assert set(table.columns) >= {"seed", "method", "iteration", "test_loss", "base_error"}
     assert len(table) == 2 * 2 * (config.ft_steps + 1)

@@ -100,3 +100,81 @@ def test_taskdata_validation():
         lt.TaskData(np.zeros((2, 5, 3)), np.zeros((2, 5, 2)))
     with pytest.raises(ValueError, match="X must have shape"):
         lt.TaskData(np.zeros((5, 3)), np.zeros((5, 3)))
+
+
+# --------------------------------------------------------------------------- immutability
+def test_family_keeps_read_only_copies_of_its_arrays():
+    A, U, S = np.eye(3), np.ones((2, 3, 1)), np.diag([1.0, 2.0, 3.0])
+    fam = lt.TaskFamily(A, U, 0.1, S)
+    A[0, 0] = np.nan  # the caller's arrays are not the family's
+    U[0] = 5.0
+    S[0, 0] = -1.0
+    assert np.isfinite(fam.A_star).all() and fam.U_star.max() == 1.0 and fam.Sigma[0, 0] == 1.0
+    for arr in (fam.A_star, fam.U_star, fam.Sigma):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = np.nan
+    # A family built from another's (read-only, owned) arrays shares nothing writable either.
+    again = lt.TaskFamily(fam.A_star, fam.U_star)
+    assert not again.A_star.flags.writeable
+
+
+def test_sample_is_read_only_and_the_caller_cannot_change_it():
+    X = np.ones((2, 4, 3))
+    data = lt.TaskData(X, X.copy())
+    X[:] = np.nan
+    assert np.isfinite(data.X).all()
+    drawn = lt.TaskFamily.random(d=3, k=1, T=2, seed=0).sample(5, seed=1)
+    for arr in (data.X, data.Y, drawn.X, drawn.Y):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0, 0] = 1.0
+
+
+# --------------------------------------------------------------------------- input checks
+def test_complex_arrays_are_refused_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match="U_star must be real"):
+            lt.TaskFamily(np.eye(2), np.ones((1, 2, 1)) * (1 + 1e-3j))
+        with pytest.raises(TypeError, match="A_star must be real"):
+            lt.TaskFamily(np.eye(2) + 0j, np.ones((1, 2, 1)))
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    (dict(sigma=1e200), "sigma"),
+    (dict(A_star=np.eye(2) * 1e160), "A_star"),
+    (dict(U_star=np.ones((1, 2, 1)) * 1e80), "U_star"),
+])
+def test_scales_whose_losses_overflow_are_refused(kwargs, name):
+    args = dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1))) | kwargs
+    with pytest.raises(ValueError, match=f"^{name} is too large"):
+        lt.TaskFamily(**args)
+    lt.TaskFamily(np.eye(2), np.ones((1, 2, 1)), sigma=1e100)  # large but finite losses: fine
+
+
+def test_new_task_of_a_family_with_per_task_covariances_needs_sigma():
+    S = np.stack([np.eye(3), 2 * np.eye(3)])
+    fam = lt.TaskFamily.random(d=3, k=1, T=2, seed=0, Sigma=S)
+    with pytest.raises(ValueError, match="pass Sigma="):
+        fam.new_task(seed=1)
+    new = fam.new_task(seed=1, Sigma=3 * np.eye(3))
+    np.testing.assert_array_equal(new.Sigma, 3 * np.eye(3))
+    with pytest.raises(ValueError, match="Sigma must be symmetric"):
+        fam.new_task(seed=1, Sigma=np.triu(np.ones((3, 3))))
+    # A shared covariance is inherited; an explicit one overrides it.
+    shared = lt.TaskFamily.random(d=3, k=1, T=2, seed=0, Sigma=2 * np.eye(3))
+    np.testing.assert_array_equal(shared.new_task(seed=1).Sigma, 2 * np.eye(3))
+
+
+def test_allocations_above_max_bytes_are_refused_with_the_override():
+    with pytest.raises(ValueError, match="about 8.94 GiB, above max_bytes=2 GiB; pass max_bytes=None"):
+        lt.TaskFamily.random(d=20000, k=1, T=3)
+    for make in (lt.TaskFamily.random, lt.TaskFamily.collinear):
+        with pytest.raises(ValueError, match="max_bytes"):
+            make(d=100, k=1, T=2, max_bytes=10_000)
+        assert make(d=100, k=1, T=2, seed=0, max_bytes=None).d == 100
+    fam = lt.TaskFamily.random(d=10, k=1, T=2, seed=0)
+    with pytest.raises(ValueError, match="sample\\(n=10000000\\)"):
+        fam.sample(10_000_000)
+    assert fam.sample(100, seed=0, max_bytes=None).n == 100

@@ -1,33 +1,23 @@
-"""Torch backend: LoRA-ML and its baselines on neural networks (THEORY.md section 6).
+"""Torch backend: LoRA-ML and its baselines on neural networks.
 
 This subpackage is the only part of ``lowrank_theory`` that imports torch, and it does so
 lazily: ``import lowrank_theory.neural`` (and the command line that registers the ``neural``
 subcommand) works without torch; the first attribute that needs torch imports it, so a missing
 torch surfaces as one clear ``ImportError`` that says how to install the extra.
 
-Modules
--------
-adapters
-    :class:`LoRABank`, T per-task low-rank adapters around one ``nn.Linear``, and the helpers
-    that attach, select, reset, merge and export them (Hugging Face peft naming).
-models
-    The paper's networks: the shallow network ``c^T sigmoid((A + U U^T) x)``, a depth-1
-    MLP-Mixer and a RoBERTa next-utterance scorer.
-
-Methods
--------
-    Retraining: standard retraining (SR), LoRA-ML, last-layer meta-learning, Reptile and MAML
-    (first and second order, with ``torch.func``).
-finetune
-    Fine-tuning a fresh adapter or head on an unseen task, and summaries over seeds.
-data
-    Task sets: the shallow-network teacher, digit / CIFAR-10 class pairs, persona-chat groups.
-language
-    ConvAI2 persona groups (or synthetic persona dialogues) and the RoBERTa scorer's loaders.
-experiments
-    Configs with ``cpu`` and ``paper`` sizes and the functions from config and seed to rows.
-cli
-    The ``lowrank-theory neural`` subcommand (imports torch only when it runs).
+Modules: ``adapters`` (:class:`LoRABank`, T per-task low-rank adapters around one
+``nn.Linear``, and the helpers that attach, select, reset, merge and export them, Hugging Face
+peft naming); ``models`` (the shallow network ``c^T sigmoid((A + U U^T) x)``, a depth-1
+MLP-Mixer, a RoBERTa next-utterance scorer); ``methods`` (standard retraining (SR), LoRA-ML,
+last-layer meta-learning, Reptile and MAML with ``torch.func``, and the dispatcher
+``retrain``); ``finetune`` (a fresh adapter or head on an unseen task, summaries over seeds);
+``shallow`` (many shallow networks, over seeds, methods and ranks, as one batched computation);
+``stacked`` (many networks of one architecture as one ``vmap``-ed computation); ``runtime``
+(devices, the CPU thread count, CUDA-graph replay of fixed-shape loops); ``data`` (the
+shallow-network teacher, digit and CIFAR-10 class pairs, CIFAR-10 read from its python batches
+by the project's own reader); ``language`` (ConvAI2 parsing, persona groups, synthetic persona
+dialogues, the RoBERTa loaders); ``cli`` (the ``lowrank-theory neural`` subcommand, which imports
+torch only when it runs; the experiments themselves are sweeps in :mod:`simulations.neural`).
 """
 
 from __future__ import annotations
@@ -52,7 +42,12 @@ _LAZY = {
     "maml_meta_gradient": "methods",
     "fine_tune": "finetune",
     "summarise": "finetune",
-    "run_experiment": "experiments",
+    "retrain": "methods",
+    "ShallowStack": "shallow",
+    "train_stack": "shallow",
+    "stacked_training": "stacked",
+    "stacked_fine_tune": "stacked",
+    "read_cifar10": "data",
 }
 
 _INSTALL_HINT = "the torch backend needs torch: install it with  pip install -e .[torch]"

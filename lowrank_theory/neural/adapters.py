@@ -1,4 +1,4 @@
-"""Per-task low-rank adapter banks for ``nn.Linear`` (the torch form of THEORY.md section 4).
+"""Per-task low-rank adapter banks for ``nn.Linear`` (the torch form of the theory's A + U_t U_t^T).
 
 A :class:`LoRABank` holds the trainable base ``W`` (and bias ``b``) of one linear layer and T
 adapters of rank r. With task t active the layer computes
@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 #: Standard deviation of the symmetric factor's random start. U = 0 is a stationary point of
-#: every symmetric objective (THEORY.md section 4), so it must start away from zero; 0.1 is the
+#: every symmetric objective (grad_U F = 2 (R + R^T) U vanishes at U = 0), so it must start away from zero; 0.1 is the
 #: paper's U_0 ~ N(0, 0.1^2).
 SYMMETRIC_INIT_STD = 0.1
 

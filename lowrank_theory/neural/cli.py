@@ -1,10 +1,16 @@
 r"""The ``lowrank-theory neural`` subcommand (torch is imported only when it runs).
 
+The experiments run on the project's sweep runner (:mod:`simulations.runner`): each unit of
+work (one config with its seeds) is written atomically under ``OUT/<experiment>/runs``, a killed
+run resumes where it stopped, and the combined table ``OUT/<experiment>.csv`` carries the
+provenance columns.
+
 Examples
 --------
 ::
 
     lowrank-theory neural --experiment shallow --size cpu
+    lowrank-theory neural --experiment shallow --size paper --device cuda
     lowrank-theory neural --experiment vision --size paper --device cuda --data-dir ~/data
     lowrank-theory neural --experiment language --size paper --data-dir ~/convai2 \\
         --model-dir ~/models/roberta-base --device cuda
@@ -14,30 +20,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from lowrank_theory._validation import int_at_least
 
 EXPERIMENTS = ("shallow", "vision", "language")
 SIZES = ("cpu", "paper")
+#: ``--executor`` choices (the runner's).
+EXECUTORS = ("local", "dask")
 
-#: Column reported in the closing summary of each experiment, and its label.
-_SUMMARY_VALUES = {
-    "shallow": ("test_loss", "test MSE"),
-    "vision": ("test_accuracy", "test accuracy"),
-    "language": ("test_accuracy", "hits@1"),
-}
-_SUMMARY_BY = {
-    "shallow": ("sweep", "d", "T", "method", "finetune"),
-    "vision": ("method", "finetune"),
-    "language": ("method", "finetune"),
+#: Column reported in the closing summary of each experiment, its label and the grouping.
+_SUMMARY = {
+    "shallow": ("fit_error", "fit error", ("d", "T", "method", "ft_rank")),
+    "vision": ("test_accuracy", "test accuracy", ("method", "finetune")),
+    "language": ("test_accuracy", "hits@1", ("method", "finetune")),
 }
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--steps-scale must be a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"--steps-scale must be a finite number > 0, got {text}")
     return value
 
 
@@ -45,20 +52,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``neural`` subcommand to ``subparsers`` and return its parser."""
     parser = subparsers.add_parser(
         "neural",
-        help="LoRA-ML vs SR / Reptile / MAML on neural networks (needs the torch extra)",
+        help="LoRA-ML vs SR / Reptile / last-layer ML on neural networks (needs the torch extra)",
         description="Retrain on T tasks with each method, fine-tune a fresh adapter or head on "
-                    "an unseen task, and write a tidy table OUT/neural_<experiment>_<size>.csv.",
+                    "an unseen task, and write a tidy table OUT/neural_<experiment>.csv "
+                    "(resumable: finished units are kept).",
     )
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS,
                         help="shallow network, vision (digits / CIFAR-10) or language (ConvAI2)")
     parser.add_argument("--size", choices=SIZES, default="cpu",
-                        help="cpu: minutes on a laptop (default); paper: the paper's sizes")
+                        help="cpu: minutes on two cores (default); paper: the authors' setting")
+    parser.add_argument("--steps-scale", type=_positive_float, default=1.0, metavar="X",
+                        help="multiply every step budget by X (recorded in the table)")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int_at_least(1, "--seeds"), metavar="N",
                        help="run seeds 0..N-1 (default: the size's number of seeds)")
-    seeds.add_argument("--seed", type=_nonnegative_int, metavar="S", help="run the one seed S")
-    parser.add_argument("--out", type=Path, default=Path("results/neural"),
-                        help="output folder (default: results/neural)")
+    seeds.add_argument("--seed", type=int_at_least(0, "--seed"), metavar="S",
+                       help="run the one seed S")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: results/neural/<size>)")
     parser.add_argument("--device", default="cpu",
                         help="torch device: cpu (default), cuda, cuda:1, mps")
     parser.add_argument("--data-dir", metavar="PATH", default=None,
@@ -66,59 +77,109 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "folder (holding ParlAI's train_self_original.txt)")
     parser.add_argument("--model-dir", metavar="PATH", default=None,
                         help="local roberta-base folder (config, weights, tokenizer files)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=None,
+                        help="worker processes (default: on CPU one per CPU, at most one per "
+                             "unit of work; on a GPU 1)")
+    parser.add_argument("--threads", type=int_at_least(1, "--threads"), default=None,
+                        help="torch CPU threads per worker (default: CPUs / jobs)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local processes (default) or a dask.distributed cluster")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="dask scheduler address (with --executor dask)")
+    parser.add_argument("--no-graph", dest="graph", action="store_false",
+                        help="on CUDA, run every step eagerly instead of replaying CUDA graphs")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars (default: when stderr is a terminal)")
     parser.set_defaults(func=run_neural)
     return parser
 
 
+def _error(message: str) -> int:
+    print(f"lowrank-theory neural: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_writable(out: Path) -> str | None:
+    # Found before any compute: a bad --out must not surface after an hour of training.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write to --out {out} ({exc.strerror or exc}); choose another folder"
+    return None
+
+
 def run_neural(args: argparse.Namespace) -> int:
-    """Run the experiment, write its table, print the summary; return the exit code."""
+    """Run the experiment's sweep on the runner, print the summary; return the exit code."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
-        print("lowrank-theory neural: torch is not installed; install the extra with\n"
-              "    pip install -e .[torch]", file=sys.stderr)
-        return 2
+        return _error("torch is not installed; install the extra with\n"
+                      "    pip install -e .[torch]")
+    if args.scheduler is not None and args.executor != "dask":
+        return _error("--scheduler needs --executor dask")
 
-    from .data import DataMissingError
-    from .experiments import make_config, run_experiment
-    from .finetune import summarise
+    from lowrank_theory.neural.data import DataFormatError, DataMissingError
+    from lowrank_theory.neural.finetune import summarise
+    from lowrank_theory.neural.runtime import available_cpus, check_device
+    from simulations.neural.configs import preset_sweep
+    from simulations.neural.experiments import EXPERIMENTS as REGISTRY
+    from simulations.neural.experiments import check_inputs
+    from simulations.runner import make_executor, run_experiment, units_of
 
     try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        print(f"lowrank-theory neural: bad --device {args.device!r} ({exc}); "
-              "use cpu, cuda, cuda:N or mps", file=sys.stderr)
-        return 2
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("lowrank-theory neural: --device cuda but torch sees no CUDA GPU "
-              f"(torch {torch.__version__}); use --device cpu", file=sys.stderr)
-        return 2
-    config = make_config(args.experiment, args.size)
+        device = check_device(args.device)
+    except ValueError as exc:
+        return _error(f"bad --device {args.device!r}: {exc}")
+    seeds = None
     if args.seed is not None:
-        seeds = [args.seed]
-    else:
-        seeds = list(range(args.seeds if args.seeds is not None else config.seeds))
-    print(f"neural {args.experiment} ({args.size}), seeds {seeds}, device {device}, "
-          f"config {config.config_hash()}", file=sys.stderr)
+        seeds = (args.seed,)
+    elif args.seeds is not None:
+        seeds = tuple(range(args.seeds))
+    sweep = preset_sweep(args.experiment, args.size, args.steps_scale, seeds)
+    experiment = REGISTRY[args.experiment]
+    out = args.out if args.out is not None else Path("results/neural") / args.size
+    problem = _check_writable(out)
+    if problem:
+        return _error(problem)
     try:
-        table = run_experiment(
-            args.experiment, config, seeds, device=str(device), data_dir=args.data_dir,
-            model_dir=args.model_dir, progress=args.progress or sys.stderr.isatty(),
-        )
-    except DataMissingError as exc:
-        print(f"lowrank-theory neural: {exc}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"neural_{args.experiment}_{args.size}.csv"
-    table.to_csv(path, index=False)
-    value, label = _SUMMARY_VALUES[args.experiment]
-    summary = summarise(table, value, by=_SUMMARY_BY[args.experiment])
+        check_inputs(sweep.configs[0], args.data_dir, args.model_dir)
+    except (DataMissingError, DataFormatError) as exc:
+        return _error(str(exc))
+
+    n_units = len(units_of(sweep, experiment.seeds_per_unit))
+    cpus = available_cpus()
+    jobs = args.jobs or (min(cpus, n_units) if device.type == "cpu" else 1)
+    threads = args.threads or max(1, cpus // jobs)
+    options = {"device": str(device), "threads": threads,
+               "progress": args.progress or (sys.stderr.isatty() and jobs == 1)}
+    if "graph" in experiment.options:
+        options["graph"] = args.graph
+    if "data_dir" in experiment.options:
+        options["data_dir"] = args.data_dir
+    if "model_dir" in experiment.options:
+        options["model_dir"] = args.model_dir
+    print(f"neural {args.experiment} ({args.size}, steps x{args.steps_scale:g}): "
+          f"{len(sweep.configs)} config(s), seeds {list(sweep.seeds)}, device {device}, "
+          f"{jobs} job(s) x {threads} thread(s) -> {out}", file=sys.stderr, flush=True)
+    try:
+        with make_executor(args.executor, jobs, args.scheduler) as executor:
+            result = run_experiment(experiment, out, sweep=sweep, executor=executor,
+                                    progress=args.progress or None, options=options)
+    except (DataMissingError, DataFormatError) as exc:
+        return _error(str(exc))
+    import pandas as pd
+
+    table = pd.read_csv(result.tables[0])
+    value, label, by = _SUMMARY[args.experiment]
+    summary = summarise(table, value, by=by)
     summary["result"] = [
         f"{m:.4g} +- {s:.2g}" if s == s else f"{m:.4g}"
         for m, s in zip(summary["mean"], summary["se"], strict=True)
     ]
     shown = summary.drop(columns=["mean", "se"]).rename(columns={"result": f"{label} (+- s.e.)"})
     print(shown.to_string(index=False))
-    print(f"wrote {path}")
+    print(result.summary())
     return 0
+

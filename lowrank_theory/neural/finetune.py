@@ -89,6 +89,55 @@ def evaluate(
     return loss_sum / n, (metric_sum / n if metric_fn is not None else None)
 
 
+def fresh_start(
+    model: nn.Module,
+    mode: str,
+    *,
+    rank: int = 1,
+    alpha: float | None = None,
+    symmetric: bool = False,
+    target_modules: Sequence[str] | None = None,
+    head: str = HEAD,
+    seed: int = 0,
+) -> tuple[nn.Module, list[nn.Parameter]]:
+    """A copy of ``model`` ready for fine-tuning, and the parameters to train.
+
+    "lora": a fresh rank-``rank`` adapter on ``target_modules`` (all linear layers if None;
+    the retraining banks' layers if the model has banks), drawn from ``seed``. "last_layer": a
+    freshly initialised ``head`` drawn from ``seed``, retraining adapters dropped. Everything
+    else is frozen. ``model`` itself is left untouched.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not one of :data:`MODES`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    model = copy.deepcopy(model)
+    model.requires_grad_(False)
+    device = next(model.parameters()).device
+    if mode == "lora":
+        if any(True for _ in banks(model)) and target_modules is None:
+            target_modules = [name for name, _ in banks(model)]
+        attach_adapters(
+            model, 1, rank, alpha=alpha, symmetric=symmetric, target_modules=target_modules,
+            seed=seed,
+        )
+        set_task(model, 0)
+        params = adapter_parameters(model)
+    else:
+        remove_adapters(model)
+        old = getattr(model, head)
+        with seeded(seed):
+            fresh = nn.Linear(old.in_features, old.out_features, bias=old.bias is not None)
+        setattr(model, head, fresh.to(device=device, dtype=old.weight.dtype))
+        params = list(getattr(model, head).parameters())
+    for p in params:
+        p.requires_grad_(True)
+    return model, params
+
+
 def fine_tune(
     model: nn.Module,
     train: TaskSet,
@@ -150,33 +199,14 @@ def fine_tune(
     ValueError
         If ``mode`` is unknown, ``steps < 1`` or a set is not one task.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if train.num_tasks != 1 or test.num_tasks != 1:
         raise ValueError("train and test must each hold exactly the unseen task")
-    model = copy.deepcopy(model)
-    model.requires_grad_(False)
-    device = next(model.parameters()).device
-    if mode == "lora":
-        if any(True for _ in banks(model)) and target_modules is None:
-            target_modules = [name for name, _ in banks(model)]
-        attach_adapters(
-            model, 1, rank, alpha=alpha, symmetric=symmetric, target_modules=target_modules,
-            seed=seed,
-        )
-        set_task(model, 0)
-        params = adapter_parameters(model)
-    else:
-        remove_adapters(model)
-        old = getattr(model, head)
-        with seeded(seed):
-            fresh = nn.Linear(old.in_features, old.out_features, bias=old.bias is not None)
-        setattr(model, head, fresh.to(device=device, dtype=old.weight.dtype))
-        params = list(getattr(model, head).parameters())
-    for p in params:
-        p.requires_grad_(True)
+    model, params = fresh_start(
+        model, mode, rank=rank, alpha=alpha, symmetric=symmetric,
+        target_modules=target_modules, head=head, seed=seed,
+    )
     opt = torch.optim.AdamW(params, lr=lr)
     generator = torch.Generator().manual_seed(int(seed))
     initial, _ = evaluate(model, test, loss_fn, None, eval_batch_size)

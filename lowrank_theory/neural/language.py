@@ -19,7 +19,6 @@ Data sources
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,20 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from .data import DataMissingError, TaskSet
-from .experiments import (
-    _FINETUNE,
-    _MODEL,
-    _SPLIT,
-    _TRAIN,
-    NeuralConfig,
-    retrain,
-    sub_seed,
-)
-from .finetune import fine_tune
-from .models import CandidateScorer, seeded
+from .data import DataMissingError
 
 #: Candidates per example in ConvAI2.
 NUM_CANDIDATES = 20
@@ -297,86 +284,50 @@ def encode(examples: Sequence[Example], tokenizer: Any, max_length: int) -> tupl
     )
 
 
-# ---------------------------------------------------------------------- the experiment
-@dataclass(frozen=True)
-class LanguageConfig(NeuralConfig):
-    """ConvAI2 persona groups as tasks (THEORY.md section 6).
-
-    Paper (``paper`` size): ConvAI2, 20-candidate next-utterance selection scored by a
-    RoBERTa-base classifier, LoRA rank 8 and alpha 16 on all linear layers, baselines SR and
-    Reptile, 5 seeds. Our choices (not stated in THEORY.md): the number of persona groups T,
-    examples per group, steps, batch size, learning rates, the context length and n.
-    The ``cpu`` size runs on synthetic persona dialogues with a tiny random RoBERTa unless
-    ``--data-dir`` points to ConvAI2.
-    """
-
-    num_tasks: int = 8
-    examples_per_task: int = 128
-    n_finetune: int = 32
-    n_test: int = 128
-    max_length: int = 64
-    rank: int = 8
-    alpha: float = 16.0
-    methods: tuple[str, ...] = ("sr", "lora_ml", "reptile")
-    finetune_modes: tuple[str, ...] = ("lora",)
-    retrain_steps: int = 1000
-    batch_size: int = 8
-    lr: float = 2e-5
-    reptile_inner_steps: int = 5
-    reptile_meta_lr: float = 0.5
-    finetune_steps: int = 200
-    finetune_lr: float = 1e-4
-    tiny_model: bool = False
-    hidden: int = 32
-    seeds: int = 5
-
-    @classmethod
-    def cpu(cls) -> LanguageConfig:
-        """Synthetic personas (or ConvAI2 with --data-dir), tiny RoBERTa, minutes on CPU."""
-        return cls(
-            num_tasks=4, examples_per_task=48, n_finetune=16, n_test=64, max_length=24,
-            rank=4, alpha=8.0, retrain_steps=150, batch_size=8, lr=3e-3, finetune_steps=100,
-            finetune_lr=3e-3, tiny_model=True, seeds=3,
-        )
-
-    @classmethod
-    def paper(cls) -> LanguageConfig:
-        """RoBERTa-base on ConvAI2 (GPU strongly recommended)."""
-        return cls()
-
-
-def _cross_entropy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(scores, labels)
-
-
-def _hits_at_1(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (scores.argmax(dim=-1) == labels).to(torch.float32).mean()
-
-
+# ---------------------------------------------------------------------- tasks
 def language_tasks(
-    config: LanguageConfig, data_dir: str | None, seed: int = 0
+    num_tasks: int,
+    examples_per_task: int,
+    n_finetune: int,
+    n_test: int,
+    data_dir: str | Path | None,
+    *,
+    synthetic_fallback: bool = False,
+    seed: int = 0,
 ) -> tuple[list[list[Example]], str]:
     """Return T + 1 persona groups (the last is the unseen task) and the data source's name.
 
     Retraining groups hold up to ``examples_per_task`` examples, the unseen group up to
     ``n_finetune + n_test`` (its first ``n_finetune`` are for fine-tuning, the rest for test).
 
+    Parameters
+    ----------
+    num_tasks : int
+        T, the retraining groups.
+    examples_per_task, n_finetune, n_test : int
+        Group sizes (see above).
+    data_dir : path, optional
+        Folder holding a ConvAI2 file (:data:`CONVAI2_FILES`).
+    synthetic_fallback : bool, default False
+        Without ``data_dir``, use :func:`synthetic_dialogues` instead of failing.
+    seed : int
+        Seed of the within-group shuffles.
+
     Raises
     ------
     DataMissingError
-        If ``data_dir`` is given but holds no ConvAI2 file, the paper size lacks it, or the
-        data have too few persona groups or examples for the config.
+        If ConvAI2 is needed and absent, or the data have too few persona groups or examples.
     """
-    need = config.examples_per_task
-    last = config.n_finetune + config.n_test
+    need = examples_per_task
+    last = n_finetune + n_test
     if data_dir is None:
-        if not config.tiny_model:
+        if not synthetic_fallback:
             raise DataMissingError(
                 "the paper-size language experiment reads ConvAI2 from disk: pass --data-dir "
                 "DIR holding train_self_original.txt (ParlAI's ConvAI2 / persona-chat files, "
                 "e.g. from the ParlAI convai2 task archive)"
             )
-        dialogues = synthetic_dialogues(config.num_tasks + 1, max(need, last), seed=0)
+        dialogues = synthetic_dialogues(num_tasks + 1, max(need, last), seed=0)
         groups, source = [list(d.examples) for d in dialogues], "synthetic"
     else:
         folder = Path(data_dir).expanduser()
@@ -387,87 +338,21 @@ def language_tasks(
                 "(ParlAI's persona-chat format); put it there or change --data-dir"
             )
         groups, source = persona_groups(parse_convai2(found[0])), "convai2"
-    if len(groups) < config.num_tasks + 1:
+    if len(groups) < num_tasks + 1:
         raise DataMissingError(
             f"the data hold {len(groups)} persona groups; the config needs "
-            f"num_tasks + 1 = {config.num_tasks + 1}"
+            f"num_tasks + 1 = {num_tasks + 1}"
         )
     rng = np.random.default_rng(seed)
     chosen = []
     # Groups are used largest first; a retraining group smaller than examples_per_task is used
     # whole (persona-chat groups vary in size), the unseen group must cover n plus one test.
-    for t, group in enumerate(groups[: config.num_tasks + 1]):
-        unseen = t == config.num_tasks
-        minimum = config.n_finetune + 1 if unseen else 1
+    for t, group in enumerate(groups[: num_tasks + 1]):
+        unseen = t == num_tasks
+        minimum = n_finetune + 1 if unseen else 1
         if len(group) < minimum:
             raise DataMissingError(
                 f"persona group {t} has {len(group)} examples, fewer than the {minimum} needed"
             )
         chosen.append([group[i] for i in rng.permutation(len(group))[: last if unseen else need]])
     return chosen, source
-
-
-def run_language(
-    config: LanguageConfig,
-    seed: int,
-    device: str = "cpu",
-    progress: bool = False,
-    data_dir: str | None = None,
-    model_dir: str | None = None,
-) -> list[dict[str, Any]]:
-    """Run every (method, fine-tuning mode) of the language experiment for one seed.
-
-    Returns
-    -------
-    list of dict
-        One row per (method, mode): ``data, model, method, finetune, retrain_loss,
-        initial_test_loss, test_loss, test_accuracy`` (hits@1 of 20), ``n_finetune``.
-    """
-    groups, source = language_tasks(config, data_dir, seed=sub_seed(seed, _SPLIT))
-    if config.tiny_model and model_dir is None:
-        texts = [ex.context for g in groups for ex in g]
-        texts += [c for g in groups for ex in g for c in ex.candidates]
-        tokenizer = word_tokenizer(texts)
-
-        def build() -> torch.nn.Module:
-            return tiny_roberta(len(tokenizer), hidden=config.hidden, max_length=config.max_length)
-
-        model_name = "tiny-roberta"
-    else:
-        pretrained, tokenizer = load_roberta(model_dir)
-
-        def build() -> torch.nn.Module:
-            return copy.deepcopy(pretrained)
-
-        model_name = "roberta-base"
-    encoded = [encode(g, tokenizer, config.max_length) for g in groups]
-    tasks = TaskSet(tuple(encoded[: config.num_tasks])).to(device)
-    unseen = encoded[config.num_tasks]
-    k = config.n_finetune
-    new_train = TaskSet((tuple(x[:k] for x in unseen),)).to(device)
-    new_test = TaskSet((tuple(x[k:] for x in unseen),)).to(device)
-    rows = []
-    for method in config.methods:
-        with seeded(sub_seed(seed, _MODEL)):
-            model = CandidateScorer(build()).to(device)
-        result = retrain(
-            method, model, tasks, _cross_entropy, steps=config.retrain_steps, lr=config.lr,
-            rank=config.rank, alpha=config.alpha, symmetric=False, target_modules=None,
-            batch_size=config.batch_size, inner_steps=config.reptile_inner_steps,
-            inner_lr=config.lr, meta_lr=config.reptile_meta_lr, seed=sub_seed(seed, _TRAIN),
-            progress=progress,
-        )
-        for mode in config.finetune_modes:
-            ft = fine_tune(
-                result.model, new_train, new_test, _cross_entropy, mode=mode,
-                steps=config.finetune_steps, lr=config.finetune_lr, rank=config.rank,
-                alpha=config.alpha, target_modules=None, batch_size=config.batch_size,
-                eval_batch_size=32, metric_fn=_hits_at_1, seed=sub_seed(seed, _FINETUNE),
-            )
-            rows.append({
-                "data": source, "model": model_name, "method": method, "finetune": mode,
-                "seed": seed, "retrain_loss": float(result.history[-1]),
-                "initial_test_loss": ft.initial_test_loss, "test_loss": ft.test_loss,
-                "test_accuracy": ft.test_metric, "n_finetune": config.n_finetune,
-            })
-    return rows

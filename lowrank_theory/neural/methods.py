@@ -6,7 +6,7 @@ whose model is ready for :func:`~lowrank_theory.neural.finetune.fine_tune`:
 
 - ``standard_retraining`` (SR): one shared model, min_theta (1/T) sum_t L_t(theta).
 - ``lora_ml``: base plus one adapter per task, trained jointly:
-  min_{theta, Delta_1..T} (1/T) sum_t L_t(theta + Delta_t) (THEORY.md section 4 on networks).
+  min_{theta, Delta_1..T} (1/T) sum_t L_t(theta + Delta_t) (the linear LoRA-ML objective, on networks).
 - ``last_layer_ml``: a shared body and one head per task, trained jointly.
 - ``reptile``: adapt a copy to each task for a few steps, move the base toward the mean of the
   adapted copies.
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from .adapters import attach_adapters, set_task
+from .adapters import attach_adapters, banks, set_task
 from .data import TaskSet
 from .models import HEAD
 
@@ -175,7 +175,7 @@ def lora_ml(
 
     Minimises (1/T) sum_t L_t(theta + Delta_t) over the base theta and the rank-``rank``
     adapters Delta_t on the ``target_modules`` linear layers (all linear layers if None);
-    the network analogue of THEORY.md section 4's F(A, U). Parameters as in
+    the network analogue of the linear objective F(A, U) = sum_t L_t(A + U_t U_t^T). Parameters as in
     :func:`standard_retraining`, plus those of
     :func:`~lowrank_theory.neural.adapters.attach_adapters`; ``seed`` also seeds the
     adapters' start.
@@ -193,6 +193,70 @@ def lora_ml(
     return RetrainResult("lora_ml", model, history)
 
 
+class TaskHeads(nn.Module):
+    """T copies of a linear last layer, one per task, with the active task's applied.
+
+    Last-layer meta-learning's per-task heads as one module, so that a model carrying it is an
+    ordinary module (it can be copied, stacked and called functionally like any other) and
+    :func:`select_task` switches it as it switches adapter banks.
+
+    Parameters
+    ----------
+    head : nn.Linear
+        The layer each task's head starts as (copied T times).
+    num_tasks : int
+        T.
+    """
+
+    def __init__(self, head: nn.Linear, num_tasks: int) -> None:
+        super().__init__()
+        if not isinstance(head, nn.Linear):
+            raise TypeError(f"head must be an nn.Linear, got {type(head).__name__}")
+        self.heads = nn.ModuleList(copy.deepcopy(head) for _ in range(int(num_tasks)))
+        self.active_task: int | None = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the active task's head."""
+        return self.heads[self.active_task or 0](x)
+
+    def mean_head(self) -> nn.Linear:
+        """A new ``nn.Linear`` whose weight and bias are the means of the task heads'."""
+        out = copy.deepcopy(self.heads[0])
+        with torch.no_grad():
+            for name, p in out.named_parameters():
+                p.copy_(torch.stack([getattr(h, name) for h in self.heads]).mean(dim=0))
+        return out
+
+
+def select_task(model: nn.Module, task: int | None) -> None:
+    """Make ``task`` the active one of every adapter bank and task-head module of ``model``."""
+    if any(True for _ in banks(model)):
+        set_task(model, task)
+    for module in model.modules():
+        if isinstance(module, TaskHeads):
+            module.active_task = task
+
+
+def attach_task_heads(model: nn.Module, num_tasks: int, head: str = HEAD) -> TaskHeads:
+    """Replace ``model.<head>`` by :class:`TaskHeads` of ``num_tasks`` copies; return it."""
+    base_head = getattr(model, head)
+    heads = TaskHeads(base_head, num_tasks)
+    setattr(model, head, heads)
+    return heads
+
+
+def merge_task_heads(model: nn.Module, head: str = HEAD) -> None:
+    """Replace the :class:`TaskHeads` at ``model.<head>`` by the mean of its heads.
+
+    Later LoRA fine-tuning then does not start from one retraining task's head (last-layer
+    fine-tuning replaces it by a fresh head anyway).
+    """
+    heads = getattr(model, head)
+    if not isinstance(heads, TaskHeads):
+        raise TypeError(f"model.{head} is not a TaskHeads")
+    setattr(model, head, heads.mean_head())
+
+
 def last_layer_ml(
     model: nn.Module,
     tasks: TaskSet,
@@ -208,28 +272,19 @@ def last_layer_ml(
 ) -> RetrainResult:
     """Last-layer meta-learning: a shared body with one head per task, trained jointly.
 
-    The T heads start as copies of ``model.<head>``. Afterwards the model's head is the mean of
-    the task heads, so that later LoRA fine-tuning does not start from one retraining task's
-    head (last-layer fine-tuning replaces it by a fresh head anyway).
+    The T heads start as copies of ``model.<head>`` (see :class:`TaskHeads`). Afterwards the
+    model's head is the mean of the task heads (:func:`merge_task_heads`).
     """
-    base_head = getattr(model, head)
-    if not isinstance(base_head, nn.Linear):
-        raise TypeError(f"model.{head} must be an nn.Linear, got {type(base_head).__name__}")
-    heads = nn.ModuleList(copy.deepcopy(base_head) for _ in range(tasks.num_tasks))
-    body = [p for name, p in model.named_parameters() if not name.startswith(head + ".")]
-
-    def select(t: int) -> None:
-        setattr(model, head, heads[t])
-
+    if not isinstance(getattr(model, head), nn.Linear):
+        raise TypeError(f"model.{head} must be an nn.Linear, got "
+                        f"{type(getattr(model, head)).__name__}")
+    attach_task_heads(model, tasks.num_tasks, head)
     history = _joint_training(
-        model, tasks, loss_fn, select, steps=steps, lr=lr, weight_decay=weight_decay,
-        batch_size=batch_size, seed=seed, desc="last-layer ML", progress=progress,
-        parameters=body + list(heads.parameters()),
+        model, tasks, loss_fn, lambda t: select_task(model, t), steps=steps, lr=lr,
+        weight_decay=weight_decay, batch_size=batch_size, seed=seed, desc="last-layer ML",
+        progress=progress,
     )
-    with torch.no_grad():
-        for name, p in base_head.named_parameters():
-            p.copy_(torch.stack([getattr(h, name) for h in heads]).mean(dim=0))
-    setattr(model, head, base_head)
+    merge_task_heads(model, head)
     return RetrainResult("last_layer_ml", model, history)
 
 
@@ -433,3 +488,59 @@ def maml(
         history[step] = float(loss)
     name = "fomaml" if first_order else "maml"
     return RetrainResult(name, model, history)
+
+
+#: Retraining methods :func:`retrain` dispatches.
+RETRAIN_METHODS = ("sr", "lora_ml", "last_layer_ml", "reptile", "maml", "fomaml")
+
+
+def retrain(
+    method: str,
+    model: nn.Module,
+    tasks: TaskSet,
+    loss_fn: LossFn,
+    *,
+    steps: int,
+    lr: float,
+    rank: int,
+    alpha: float | None,
+    symmetric: bool,
+    target_modules: Sequence[str] | None,
+    batch_size: int | None,
+    inner_steps: int,
+    inner_lr: float,
+    meta_lr: float,
+    seed: int,
+    progress: bool = False,
+) -> RetrainResult:
+    """Dispatch ``method`` with a common budget of ``steps`` gradient evaluations per task.
+
+    Reptile and MAML spend ``inner_steps`` (Reptile) or 2 (MAML: inner plus outer) gradient
+    evaluations per task per meta-step, so their meta-step count is the budget divided by that.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not one of :data:`RETRAIN_METHODS`.
+    """
+    common = {"batch_size": batch_size, "seed": seed, "progress": progress}
+    if method == "sr":
+        return standard_retraining(model, tasks, loss_fn, steps=steps, lr=lr, **common)
+    if method == "lora_ml":
+        return lora_ml(
+            model, tasks, loss_fn, rank=rank, alpha=alpha, symmetric=symmetric,
+            target_modules=target_modules, steps=steps, lr=lr, **common,
+        )
+    if method == "last_layer_ml":
+        return last_layer_ml(model, tasks, loss_fn, steps=steps, lr=lr, **common)
+    if method == "reptile":
+        return reptile(
+            model, tasks, loss_fn, meta_steps=max(steps // inner_steps, 1),
+            inner_steps=inner_steps, inner_lr=inner_lr, meta_lr=meta_lr, **common,
+        )
+    if method in ("maml", "fomaml"):
+        return maml(
+            model, tasks, loss_fn, meta_steps=max(steps // 2, 1), inner_lr=inner_lr,
+            meta_lr=lr, first_order=method == "fomaml", **common,
+        )
+    raise ValueError(f"method must be one of {RETRAIN_METHODS}, got {method!r}")

@@ -1,4 +1,4 @@
-"""The paper's three networks (THEORY.md section 6), each with a linear ``head`` last layer.
+"""The networks of the paper's experiments, each with a linear ``head`` last layer.
 
 Every model exposes its last layer as the attribute named by ``HEAD`` so that last-layer
 meta-learning and last-layer fine-tuning find it the same way for all three.

@@ -21,6 +21,7 @@ from lowrank_theory.schemes.lora import AdaptiveRankLoRA, FixedRankLoRA, Mixture
 from lowrank_theory.schemes.preserving import SubspaceInit, WeightInterpolation
 from lowrank_theory.tasks import TaskFamily
 from lowrank_theory.theorems import CheckResult
+from lowrank_theory.theorems.result import make_result
 
 __all__ = [
     "rank_floor",
@@ -39,21 +40,12 @@ SUFFICES_RTOL = 1e-9
 #: A loss counts as reaching a target when within this fraction of ``||W* - A_SR||^2`` above it
 #: (population losses that should be zero sit at round-off, ~1e-28 of the scale).
 REACH_RTOL = 1e-10
-#: Largest margin reported, as in :mod:`lowrank_theory.theorems`.
-MARGIN_CAP = 16.0
 
 
 def _result(name: str, claim: str, predicted: float, measured: float, error: float,
             tolerance: float, holds: bool, detail: str) -> CheckResult:
-    if error <= 0.0:
-        margin = MARGIN_CAP
-    elif tolerance <= 0.0:
-        margin = -MARGIN_CAP
-    else:
-        margin = float(np.clip(math.log10(tolerance / error), -MARGIN_CAP, MARGIN_CAP))
-    margin = abs(margin) if holds else -abs(margin)
-    return CheckResult(name, claim, "Thm 1 (v2) and corollary, across schemes", float(predicted),
-                       float(measured), float(tolerance), bool(holds), margin, 1, "theorem", detail)
+    return make_result(name, claim, "Thm 1 (v2) and corollary, across schemes", predicted,
+                       measured, error, tolerance, kind="theorem", detail=detail, holds=holds)
 
 
 def _population_family(family: TaskFamily, new_task: TaskFamily) -> None:

@@ -327,8 +327,6 @@ def paper_protocol_runs(
     rounds = check_int(rounds, "rounds", minimum=0)
     if convention not in PROTOCOL_CONVENTIONS:
         raise ValueError(f"convention must be one of {PROTOCOL_CONVENTIONS}, got {convention!r}.")
-    # Gradients of F / (2T) are those of F divided by 2T: the same steps, scaled.
-    step = 1.0 / (2 * T) if convention == "paper" else 1.0
     rng = as_seed_generator(seed)
     per = n_paper + n_normal
     starts = (["paper"] * n_paper + ["normal"] * n_normal) * len(families)
@@ -346,7 +344,8 @@ def paper_protocol_runs(
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(rounds):
             A, factors = paper_round(stats, adapter, A, factors, PAPER_INNER_STEPS,
-                                     step * PAPER_LR_U, step * PAPER_LR_A)
+                                     PAPER_LR_U, PAPER_LR_A,
+                                     convention="paper" if convention == "paper" else "sum")
     runs = []
     for i, start in enumerate(starts):
         fam = families[i // per]

@@ -165,9 +165,10 @@ def test_parameter_split_and_remove():
 
 
 def test_import_does_not_load_torch():
-    """``import lowrank_theory`` and the neural CLI module never import torch."""
-    code = ("import sys, lowrank_theory, lowrank_theory.neural, lowrank_theory.neural.cli; "
-            "print('torch' in sys.modules)")
+    """``import lowrank_theory``, the neural CLI module and the neural configs never import
+    torch."""
+    code = ("import sys, lowrank_theory, lowrank_theory.neural, lowrank_theory.neural.cli, "
+            "simulations.neural, simulations.neural.configs; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,5 +1,6 @@
 """Tests of the neural loaders: shallow teacher, digits / CIFAR-10 pairs, ConvAI2, RoBERTa."""
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -7,10 +8,16 @@ torch.set_num_threads(1)  # tiny problems: threads only add contention
 pytestmark = pytest.mark.torch
 
 from lowrank_theory.neural.data import (  # noqa: E402
+    CIFAR_MEAN,
+    CIFAR_STD,
+    DataFormatError,
     DataMissingError,
     TaskSet,
     load_cifar_pairs,
     load_digits_pairs,
+    random_crop_flip,
+    read_cifar10,
+    read_cifar_batch,
     shallow_teacher,
 )
 
@@ -18,18 +25,27 @@ PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7))
 
 
 def test_shallow_teacher_shapes_and_noise():
-    """Teacher draws have the stated shapes; the residual of the clean model is sigma-sized."""
+    """Teacher draws have the stated shapes; the residual of the clean model is sigma-sized;
+    the authors' convention (A* = G, x ~ N(0, I)) is the default."""
     teacher = shallow_teacher(d=5, k=2, T=3, sigma=0.1, seed=0)
     assert teacher.A.shape == (5, 5) and teacher.U.shape == (4, 5, 2) and teacher.c.shape == (5,)
-    torch.testing.assert_close(teacher.A, teacher.A.T)
-    X, y = teacher.sample(1, 4000, torch.Generator().manual_seed(0))
-    assert X.shape == (4000, 5) and y.shape == (4000,)
-    clean = torch.sigmoid(X @ teacher.weight(1).T) @ teacher.c
+    assert not torch.allclose(teacher.A, teacher.A.T)
+    X, y, clean = teacher.sample(1, 4000, torch.Generator().manual_seed(0))
+    assert X.shape == (4000, 5) and y.shape == clean.shape == (4000,)
+    assert abs(float(X.std()) - 1.0) < 0.03
+    torch.testing.assert_close(clean, torch.sigmoid(X @ teacher.weight(1).T) @ teacher.c)
     assert abs(float((y - clean).std()) - 0.1) < 0.01
+    symmetric = shallow_teacher(d=5, k=2, T=3, sigma=0.1, seed=0, symmetric_base=True,
+                                input_std=0.5)
+    torch.testing.assert_close(symmetric.A, symmetric.A.T)
+    X, _, _ = symmetric.sample(0, 4000, torch.Generator().manual_seed(0))
+    assert abs(float(X.std()) - 0.5) < 0.02
     with pytest.raises(ValueError, match="d >= k"):
         shallow_teacher(d=2, k=3, T=1, sigma=0.1, seed=0)
     with pytest.raises(ValueError, match="sigma"):
         shallow_teacher(d=2, k=1, T=1, sigma=-1.0, seed=0)
+    with pytest.raises(ValueError, match="input_std"):
+        shallow_teacher(d=2, k=1, T=1, sigma=0.1, seed=0, input_std=0.0)
 
 
 def test_taskset_validation_and_batches():
@@ -62,12 +78,128 @@ def test_digits_pairs():
         load_digits_pairs(PAIRS, (8, 9), test_fraction=1.0)
 
 
+# ---------------------------------------------------------------------- CIFAR-10
+def _write_batch(path, images, labels, protocol=2, overrides=None):
+    """Write one batch in the python version's on-disk format: a pickled dict with bytes keys,
+    b'data' uint8 (N, 3072) (three row-major 32 x 32 planes per row) and b'labels'."""
+    import pickle
+
+    batch = {b"batch_label": b"fixture", b"labels": [int(v) for v in labels],
+             b"data": images.reshape(len(images), -1), b"filenames": [b"x.png"] * len(images)}
+    batch.update(overrides or {})
+    with open(path, "wb") as handle:
+        pickle.dump(batch, handle, protocol=protocol)
+
+
+def _write_cifar(root, per_batch=20, protocol=2, seed=0):
+    """A tiny CIFAR-10 copy: five training batches and a test batch, every class present."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, size=(per_batch, 3, 32, 32), dtype=np.uint8)
+        labels = np.arange(per_batch) % 10
+        _write_batch(folder / name, images, labels, protocol=protocol)
+        written[name] = (images, labels)
+    return folder, written
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_read_cifar10_reads_the_python_batches(tmp_path, protocol):
+    """Rows are unpacked as (red, green, blue) row-major planes, batches concatenated in file
+    order, labels kept; the pair tasks hold the right images, normalised per channel."""
+    _, written = _write_cifar(tmp_path, protocol=protocol)
+    (train_x, train_y), (test_x, test_y) = read_cifar10(tmp_path)
+    assert train_x.shape == (100, 3, 32, 32) and train_x.dtype == np.uint8
+    assert test_x.shape == (20, 3, 32, 32) and train_y.dtype == np.int64
+    first = written["data_batch_1"][0]
+    row = first.reshape(20, -1)[3]
+    # pixel (channel c, row r, column q) sits at c * 1024 + r * 32 + q of the flat row
+    for c, r, q in [(0, 0, 0), (1, 5, 7), (2, 31, 31)]:
+        assert train_x[3, c, r, q] == row[c * 1024 + r * 32 + q]
+    np.testing.assert_array_equal(train_x[20:40], written["data_batch_2"][0])
+    np.testing.assert_array_equal(test_y, written["test_batch"][1])
+
+    pairs = load_cifar_pairs(tmp_path, ((0, 1), (2, 3)), (8, 9))
+    assert pairs.retrain.num_tasks == 2 and pairs.retrain.size(0) == 20  # 2 classes x 10
+    images, labels = pairs.new_train.tasks[0]
+    assert set(labels.tolist()) == {0.0, 1.0} and images.shape == (20, 3, 32, 32)
+    keep = np.isin(train_y, (8, 9))
+    raw = train_x[keep][0, 1, 2, 3]
+    expected = (raw / 255.0 - CIFAR_MEAN[1]) / CIFAR_STD[1]
+    assert float(images[0, 1, 2, 3]) == pytest.approx(expected, rel=1e-5)
+    assert pairs.new_test.size(0) == 4  # two 8s and two 9s in the 20 test images
+
+
+@pytest.mark.parametrize("case, match", [
+    ({b"data": np.zeros((2, 3072), dtype=np.int16)}, "uint8"),
+    ({b"data": np.zeros((2, 3000), dtype=np.uint8)}, "shape"),
+    ({b"labels": [0, 10]}, "0..9"),
+    ({b"labels": [0]}, "2 integers"),
+])
+def test_cifar_reader_rejects_malformed_batches(tmp_path, case, match):
+    """Wrong dtype, shape, label range or label count: a DataFormatError naming the file."""
+    path = tmp_path / "data_batch_1"
+    images = np.zeros((2, 3, 32, 32), dtype=np.uint8)
+    _write_batch(path, images, [0, 1], overrides=case)
+    with pytest.raises(DataFormatError, match=match) as info:
+        read_cifar_batch(path)
+    assert str(path) in str(info.value)
+
+
+def test_cifar_reader_refuses_foreign_pickles(tmp_path):
+    """A pickle that names any other global (here os.system) is refused, never executed;
+    a dict without b'data', or not a pickle at all, is a format error too."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (__import__("os").system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(DataFormatError, match="posix.system|os.system|unexpected object"):
+        read_cifar_batch(path)
+    assert not (tmp_path / "pwned").exists()
+    path.write_bytes(pickle.dumps({b"labels": [1]}, protocol=2))
+    with pytest.raises(DataFormatError, match="no b'data'"):
+        read_cifar_batch(path)
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(DataFormatError, match="not a CIFAR-10 python batch"):
+        read_cifar_batch(path)
+
+
 def test_cifar_missing_gives_one_clear_message(tmp_path):
-    """Without torchvision or the files, the loader says what to install or where to put them."""
-    with pytest.raises(DataMissingError) as info:
+    """No folder, or a folder missing a batch: one DataMissingError that says where the data
+    go and what to pass."""
+    with pytest.raises(DataMissingError, match="cifar-10-batches-py") as info:
         load_cifar_pairs(tmp_path, PAIRS, (8, 9))
-    message = str(info.value)
-    assert "torchvision" in message or "cifar-10-batches-py" in message
+    assert "--data-dir" in str(info.value) and "cs.toronto.edu" in str(info.value)
+    folder, _ = _write_cifar(tmp_path)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(DataMissingError, match="data_batch_3"):
+        read_cifar10(tmp_path)
+
+
+def test_random_crop_flip_moves_whole_windows():
+    """Each output image is a 32 x 32 window of the padded image, possibly mirrored: with no
+    padding an image is kept or flipped; with padding the exposed border holds the fill."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(16, 3, 8, 8, generator=g)
+    same = random_crop_flip(images, torch.Generator().manual_seed(1), padding=0)
+    for x, out in zip(images, same, strict=True):
+        assert torch.equal(out, x) or torch.equal(out, x.flip(-1))
+    assert any(not torch.equal(o, x) for o, x in zip(same, images, strict=True))
+    fill = (-1.0, -2.0, -3.0)
+    moved = random_crop_flip(images, torch.Generator().manual_seed(2), padding=2, fill=fill)
+    padded = torch.tensor(fill)[:, None, None].expand(3, 12, 12).clone()
+    for x, out in zip(images, moved, strict=True):
+        padded[:, 2:10, 2:10] = x
+        windows = [padded[:, i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
+        assert any(torch.equal(out, w) or torch.equal(out, w.flip(-1)) for w in windows)
+    again = random_crop_flip(images, torch.Generator().manual_seed(2), padding=2, fill=fill)
+    assert torch.equal(moved, again)
 
 
 # ---------------------------------------------------------------------- ConvAI2
@@ -149,32 +281,28 @@ def test_tiny_roberta_scorer_and_local_load(tmp_path):
 
 def test_missing_roberta_and_convai2_messages(tmp_path):
     pytest.importorskip("transformers")
-    from lowrank_theory.neural.language import LanguageConfig, language_tasks, load_roberta
+    from lowrank_theory.neural.language import language_tasks, load_roberta
 
     with pytest.raises(DataMissingError, match="--model-dir"):
         load_roberta(None)
     with pytest.raises(DataMissingError, match="config.json"):
         load_roberta(tmp_path)
     with pytest.raises(DataMissingError, match="train_self_original.txt"):
-        language_tasks(LanguageConfig.cpu(), str(tmp_path))
+        language_tasks(4, 48, 16, 64, str(tmp_path), synthetic_fallback=True)
     with pytest.raises(DataMissingError, match="--data-dir"):
-        language_tasks(LanguageConfig.paper(), None)
+        language_tasks(10, 128, 32, 128, None)
 
 
 def test_convai2_groups_are_sized_by_the_config(tmp_path):
     """Largest groups first; small retraining groups are used whole; too few groups or an
     unseen group smaller than n + 1 is a DataMissingError, not a crash."""
     pytest.importorskip("transformers")
-    import dataclasses
-
-    from lowrank_theory.neural.language import LanguageConfig, language_tasks
+    from lowrank_theory.neural.language import language_tasks
 
     _write_convai2(tmp_path / "train_self_original.txt", personas=3, dialogues_per_persona=2)
-    config = dataclasses.replace(LanguageConfig.cpu(), num_tasks=2, examples_per_task=4,
-                                 n_finetune=2, n_test=100)
-    groups, source = language_tasks(config, str(tmp_path))
+    groups, source = language_tasks(2, 4, 2, 100, str(tmp_path))
     assert source == "convai2" and [len(g) for g in groups] == [4, 4, 6]
     with pytest.raises(DataMissingError, match="persona groups"):
-        language_tasks(dataclasses.replace(config, num_tasks=3), str(tmp_path))
+        language_tasks(3, 4, 2, 100, str(tmp_path))
     with pytest.raises(DataMissingError, match="fewer than"):
-        language_tasks(dataclasses.replace(config, n_finetune=6), str(tmp_path))
+        language_tasks(2, 4, 6, 100, str(tmp_path))

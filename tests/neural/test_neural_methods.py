@@ -23,8 +23,8 @@ def shallow():
     """Three shallow-network tasks (d = 4) and an unseen task's train/test samples."""
     teacher = shallow_teacher(d=4, k=1, T=3, sigma=0.1, seed=0)
     g = torch.Generator().manual_seed(0)
-    tasks = TaskSet(tuple(teacher.sample(t, 200, g) for t in range(3)))
-    return tasks, TaskSet((teacher.sample(3, 50, g),)), TaskSet((teacher.sample(3, 200, g),))
+    tasks = TaskSet(tuple(teacher.sample(t, 200, g)[:2] for t in range(3)))
+    return tasks, TaskSet((teacher.sample(3, 50, g)[:2],)), TaskSet((teacher.sample(3, 200, g)[:2],))
 
 
 def _model(seed=0):
