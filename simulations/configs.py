@@ -119,7 +119,7 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class VaryConfig(ExperimentConfig):
-    """One configuration of the paper's linear "vary" set (THEORY.md section 6).
+    """One configuration of the paper's linear "vary" set (docs/theory.md, section 15).
 
     Parameters
     ----------
@@ -159,8 +159,8 @@ class VaryConfig(ExperimentConfig):
     def ft_rank(self) -> int:
         """Fine-tuning adapter rank of the paper protocol: ``k``, or ``3k`` when ``T = 2``.
 
-        With two tasks LoRA-ML may recover ``A*`` only up to a rank-2k error (THEORY.md
-        section 4), so the paper gives the fine-tuning adapter the room to absorb it.
+        With two tasks LoRA-ML may recover ``A*`` only up to a rank-2k error (docs/theory.md,
+        sections 5.3 and 7.3), so the paper gives the fine-tuning adapter the room to absorb it.
         """
         return min(3 * self.k, self.d) if self.T == 2 else self.k
 

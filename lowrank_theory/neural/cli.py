@@ -25,6 +25,14 @@ from pathlib import Path
 
 from lowrank_theory._validation import int_at_least
 
+__all__ = [
+    "EXPERIMENTS",
+    "SIZES",
+    "EXECUTORS",
+    "add_parser",
+    "run_neural",
+]
+
 EXPERIMENTS = ("shallow", "vision", "language")
 SIZES = ("cpu", "paper")
 #: ``--executor`` choices (the runner's).
