@@ -154,3 +154,19 @@ def test_summary_repr_negative_control():
     W = np.arange(9.0).reshape(3, 3)
     assert summary_repr("R", {"W": W}) == "R(W=<array (3, 3)>)"
     assert "array(" in repr({"W": W})
+
+
+def test_core_objects_print_summaries():
+    """TaskFamily, TaskData, LoRAMLResult and FineTuneResult show shapes, the objective,
+    convergence and method (they used to print every matrix entry)."""
+    fam = lt.TaskFamily.random(d=12, k=1, T=3, seed=0)
+    data = fam.sample(40, seed=1)
+    fit = lt.fit_lora_ml(data, k=1, seed=0)
+    ft = lt.fine_tune(fit, fam.new_task(seed=2), rank=1, method="gd", steps=5, n=30, seed=0)
+    _assert_summary(repr(fam), "TaskFamily(d=12, k=1, T=3, sigma=0.1, Sigma=None)")
+    _assert_summary(repr(data), "TaskData(T=3, n=40, d=12, family=TaskFamily(d=12")
+    _assert_summary(repr(fit), "method='exact'", "SymmetricAdapter(rank=1)", "objective=",
+                    f"converged={fit.converged}", f"n_iter={fit.n_iter}", "A=<array (12, 12)>",
+                    "U=<array (3, 12, 1)>")
+    _assert_summary(repr(ft), "method='gd'", "AsymmetricAdapter(rank=1)", "n=30", "steps=5",
+                    "loss=", "delta=<array (12, 12)>")
