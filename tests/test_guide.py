@@ -2,16 +2,18 @@
 
 ``python`` blocks are doctests sharing one namespace (their output is checked); a ``toml``
 block whose first line is ``# NAME`` is written to the file NAME; in a ``console`` block each
-``$ lowrank-theory ...`` line is run through the CLI's ``main`` (stdout and stderr together, as
-a terminal shows them) and compared with the lines under it (if any), ``...`` matching any
-text. A shown output that starts with ``error:`` must come with exit status 2, any other with 0.
+``$ ...`` line is run in this process (:func:`run_command`; stdout and stderr together, as a
+terminal shows them) and compared with the lines under it (if any), ``...`` matching any
+text; the GPU recipe runs at a tiny size (:data:`TINY`). A shown output that starts with ``error:`` must come with exit status 2, any other with 0.
 """
 
 import contextlib
 import doctest
 import io
 import re
+import runpy
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from lowrank_theory.cli import main
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
+REPO = Path(__file__).resolve().parent.parent
+GUIDE = REPO / "docs" / "guide.md"
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 _FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.M | re.S)
 
@@ -53,18 +56,65 @@ def console_commands(text: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(lines).strip("\n") + "\n") for command, lines in pairs]
 
 
+#: How the GPU recipe runs on a test machine: tiny step budgets, one seed, one process, and
+#: the CPU where torch sees no GPU. The benchmark's measurements take minutes, so its options
+#: are checked (``--help`` after them), not its timings.
+TINY = (("--size paper", "--size paper --steps-scale 0.0002 --seeds 1 --jobs 1 --threads 1"),)
+CPU_FOR_CUDA = (("--device cuda", "--device cpu"), ("--devices cpu cuda", "--devices cpu"))
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def tiny(command: str) -> str:
+    """``command`` with the substitutions that run it here at a tiny size."""
+    for old, new in TINY + (() if _cuda() else CPU_FOR_CUDA):
+        command = command.replace(old, new)
+    return command
+
+
 def run_command(command: str) -> tuple[int, str]:
-    """Run ``lowrank-theory ARGS`` in this process; return its exit status and its output."""
-    program, *argv = shlex.split(command)
-    if program != "lowrank-theory":
-        raise ValueError(f"the guide may only show lowrank-theory commands, got {command!r}")
+    """Run a shown command in this process; return its exit status and its output.
+
+    ``lowrank-theory ARGS`` goes through the CLI's ``main``; ``python -m MODULE ARGS`` runs the
+    module; ``python SCRIPT ARGS`` (a path from the repository root) runs with ``--help``.
+    """
+    program, *argv = shlex.split(tiny(command))
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         try:
-            status = main(argv)
-        except SystemExit as exc:  # argparse's usage errors
+            if program == "lowrank-theory":
+                status = main(argv)
+            elif program == "python" and argv[:1] == ["-m"]:
+                with _argv([argv[1], *argv[2:]]):
+                    runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+                status = 0
+            elif program == "python":
+                script = REPO / argv[0]
+                with _argv([str(script), *argv[1:], "--help"]):
+                    runpy.run_path(str(script), run_name="__main__")
+                status = 0
+            else:
+                raise ValueError(f"the guide may show lowrank-theory and python commands only, "
+                                 f"got {command!r}")
+        except SystemExit as exc:  # argparse's usage errors and --help
             status = exc.code
     return int(status or 0), buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]):
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def output_matches(want: str, got: str) -> bool:
@@ -109,7 +159,7 @@ def test_the_guide_runs_as_written(tmp_path, monkeypatch):
 def test_guide_has_every_recipe():
     titles = re.findall(r"^## (.*)$", GUIDE.read_text(), re.M)
     for topic in ("Your own task family", "against the number of samples", "How much rank",
-                  "Checking one claim", "Your own sweep"):
+                  "Checking one claim", "Your own sweep", "Neural experiments on a GPU"):
         assert any(topic in title for title in titles), topic
     kinds = {b.lang for b in blocks(GUIDE.read_text())}
     assert kinds == {"python", "toml", "console"}

@@ -102,7 +102,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> int:
-    print(f"lowrank-theory neural: {message}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)  # as reproduce words its usage errors
     return 2
 
 
