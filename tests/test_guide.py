@@ -9,6 +9,7 @@ text; the GPU recipe runs at a tiny size (:data:`TINY`). A shown output that sta
 
 import contextlib
 import doctest
+import importlib
 import io
 import re
 import runpy
@@ -81,8 +82,9 @@ def tiny(command: str) -> str:
 def run_command(command: str) -> tuple[int, str]:
     """Run a shown command in this process; return its exit status and its output.
 
-    ``lowrank-theory ARGS`` goes through the CLI's ``main``; ``python -m MODULE ARGS`` runs the
-    module; ``python SCRIPT ARGS`` (a path from the repository root) runs with ``--help``.
+    ``lowrank-theory ARGS`` goes through the CLI's ``main``; ``python -m MODULE ARGS`` through
+    ``MODULE.main(ARGS)``; ``python SCRIPT ARGS`` (a path from the repository root) runs with
+    ``--help`` appended.
     """
     program, *argv = shlex.split(tiny(command))
     buffer = io.StringIO()
@@ -91,9 +93,7 @@ def run_command(command: str) -> tuple[int, str]:
             if program == "lowrank-theory":
                 status = main(argv)
             elif program == "python" and argv[:1] == ["-m"]:
-                with _argv([argv[1], *argv[2:]]):
-                    runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-                status = 0
+                status = importlib.import_module(argv[1]).main(argv[2:])
             elif program == "python":
                 script = REPO / argv[0]
                 with _argv([str(script), *argv[1:], "--help"]):
