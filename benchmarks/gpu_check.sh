@@ -10,7 +10,8 @@
 #   shallow/neural_shallow.csv its table (10 seeds, 6 settings + rank 3k at T = 2,
 #                             40,000 + 15,000 steps) and figures/neural_shallow_paper.png
 #   env.txt                   versions and the GPU
-# Overrides (for a dry run on CPU at tiny scale; PYTHON picks an interpreter that has torch):
+# Overrides (for a dry run on CPU at tiny scale; PYTHON picks an interpreter that has torch;
+# BENCH_QUICK=--quick takes fewer steps per benchmark measurement):
 #   OUT=/tmp/g STEPS_SCALE=0.002 DEVICE=cpu bash benchmarks/gpu_check.sh
 #   PYTHON=.venv/bin/python OUT=/tmp/g STEPS_SCALE=0.002 DEVICE=cpu bash benchmarks/gpu_check.sh
 # Time limits per stage keep the whole check under ~8 minutes on one H100; a stage that runs
@@ -43,7 +44,7 @@ fi
 
 # (a) rates on every available device; on DEVICE=cpu only the CPU is measured.
 if [ "$DEVICE" = "cpu" ]; then bench_devices="cpu"; else bench_devices="cpu $DEVICE"; fi
-bench_quick=""
+bench_quick="${BENCH_QUICK:-}"  # BENCH_QUICK=--quick: fewer steps per measurement
 if [ "$STEPS_SCALE" != "1" ]; then bench_quick="--quick"; fi
 timeout "$BENCH_LIMIT" "$PYTHON" benchmarks/bench_neural.py --devices $bench_devices $bench_quick \
   2>&1 | tee "$OUT/bench_neural.txt" || status=1

@@ -96,7 +96,7 @@ def load_table(source: TableSource) -> pd.DataFrame:
         dtypes = {c: str for c in STRING_COLUMNS if c in header}
     else:
         dtypes = source.dtypes
-    return pd.read_csv(io.BytesIO(source.data), dtype=dtypes)
+    return pd.read_csv(io.BytesIO(source.data), dtype=dtypes, float_precision="round_trip")
 
 
 def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:

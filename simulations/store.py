@@ -256,7 +256,9 @@ def _dtypes(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def _parse_csv(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(data), dtype=dict(dtypes))
+    # pandas' default float parser may miss the written value by one ulp (seen with the
+    # pandas of a CUDA image); the round-trip parser reads back exactly what repr wrote.
+    return pd.read_csv(io.BytesIO(data), dtype=dict(dtypes), float_precision="round_trip")
 
 
 def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any]) -> RunRecord:
