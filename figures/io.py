@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from simulations.store import read_csv_exact
+
 __all__ = [
     "STRING_COLUMNS",
     "TableSource",
@@ -96,7 +98,7 @@ def load_table(source: TableSource) -> pd.DataFrame:
         dtypes = {c: str for c in STRING_COLUMNS if c in header}
     else:
         dtypes = source.dtypes
-    return pd.read_csv(io.BytesIO(source.data), dtype=dtypes, float_precision="round_trip")
+    return read_csv_exact(source.data, dtypes)
 
 
 def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:

@@ -49,8 +49,8 @@ LOCK_NAME = ".lock"
 __all__ = [
     "FORMAT", "LOCK_NAME", "InvalidRunFile", "OutputDirError", "OutputLocked", "RunFileWarning",
     "RunRecord", "atomic_write_bytes", "atomic_write_text", "check_output_dir", "check_run",
-    "inputs_digest", "output_lock", "read_run", "remove_stale_temporaries", "sha256_hex", "sidecar_path",
-    "tables_current", "warn_run_file", "write_run", "write_tables",
+    "inputs_digest", "output_lock", "read_csv_exact", "read_run", "remove_stale_temporaries",
+    "sha256_hex", "sidecar_path", "tables_current", "warn_run_file", "write_run", "write_tables",
 ]
 
 
@@ -255,10 +255,26 @@ def _dtypes(frame: pd.DataFrame) -> dict[str, str]:
     return {str(column): str(dtype) for column, dtype in frame.dtypes.items()}
 
 
+def _pandas_parses_floats_exactly() -> bool:
+    # Before pandas 3.1 the default float parser could miss the value repr wrote by one ulp
+    # (seen with pandas 3.0.6); 3.1 parses exactly and deprecates the round-trip option.
+    major, minor = (int(part) for part in pd.__version__.split(".")[:2])
+    return (major, minor) >= (3, 1)
+
+
+#: ``read_csv`` options that read back exactly the floats ``to_csv`` wrote.
+EXACT_FLOATS: dict[str, str] = {} if _pandas_parses_floats_exactly() else {
+    "float_precision": "round_trip"}
+
+
+def read_csv_exact(data: bytes, dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Parse CSV ``data`` with ``dtypes``, floats read back bit for bit as they were written."""
+    return pd.read_csv(io.BytesIO(data), dtype=None if dtypes is None else dict(dtypes),
+                       **EXACT_FLOATS)
+
+
 def _parse_csv(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    # pandas' default float parser may miss the written value by one ulp (seen with the
-    # pandas of a CUDA image); the round-trip parser reads back exactly what repr wrote.
-    return pd.read_csv(io.BytesIO(data), dtype=dict(dtypes), float_precision="round_trip")
+    return read_csv_exact(data, dtypes)
 
 
 def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any]) -> RunRecord:

@@ -1,8 +1,10 @@
 """End-to-end tests of ``lowrank-theory neural`` on the sweep runner, at tiny step scales."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -93,8 +95,12 @@ def test_killed_run_resumes_with_the_same_table(tmp_path, capsys):
     script = tmp_path / "killer.py"
     script.write_text(KILLER.format(scale=TINY["shallow"]))
     killed = tmp_path / "killed"
+    # The child imports the project from this checkout whether or not it is installed.
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get(
+        "PYTHONPATH"))))}
     proc = subprocess.run([sys.executable, str(script), str(killed)], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
     assert proc.returncode == -9, proc.stderr
     assert len(list((killed / "neural_shallow" / "runs").glob("*.csv"))) == 2
     assert not (killed / "neural_shallow.csv").exists()
