@@ -255,25 +255,29 @@ def _undefined_symbols(text: str) -> set[str]:
             and not _CODE_NAME.fullmatch(m.group()) and m.start() not in covered}
 
 
-@pytest.fixture(scope="module")
-def every_result():
-    """Every check and every control, run once at seed 0 (about 10 s on one core)."""
+def test_every_record_defines_its_symbols_and_carries_its_settings():
+    """Every check and every control at seed 0 (about 10 s on one core): each symbol-like
+    token of the claims and detail texts (what ``check`` and ``check --controls`` print) has a
+    glossary entry, so ``check --json`` defines it in ``symbols``; and every check's record
+    carries its instance settings (d, k, T ranges, families, covariances, samples per task)
+    and solver."""
     with threadpool_limits(1):
-        return th.run_checks(seed=0), th.run_controls(seed=0)
-
-
-def test_every_symbol_of_every_claim_and_detail_is_in_the_glossary(every_result):
-    """Every check and every control at seed 0: each symbol-like token of the claims and
-    detail texts (what ``check`` and ``check --controls`` print) has a glossary entry, so
-    ``check --json`` defines it in ``symbols``."""
+        checks, controls = th.run_checks(seed=0), th.run_controls(seed=0)
     missing = {}
-    for res in every_result[0] + every_result[1]:
+    for res in checks + controls:
         text = f"{res.claim} {res.detail}"
         if undefined := _undefined_symbols(text):
             missing[res.name] = sorted(undefined)
         assert set(report.check_record(res)["symbols"]) >= {
             s for s in report.GLOSSARY if report._SYMBOL_RE[s].search(text)}
     assert not missing, missing
+    records = {r["name"]: r for r in map(report.check_record, checks)}
+    assert set(records) == set(th.CHECKS)
+    for name, record in records.items():
+        settings = record["instance_settings"]
+        assert settings == th.CHECKS[name].settings.to_dict(), name
+        assert {"d", "k", "T", "families", "covariances", "samples_per_task"} <= set(settings)
+        assert record["solver"]
 
 
 def test_the_symbol_finder_flags_what_the_glossary_lacks():
@@ -290,15 +294,3 @@ def test_symbols_in_reads_notation_not_words():
     assert "s" not in report.symbols_in("the paper's objective")
     assert {"sigma", "U*_t"} <= set(report.symbols_in("k d sigma^2 / n, U*_t U*_t^T"))
     assert set(report.symbols_in("A_SR^ - A_SR")) == {"A_SR^", "A_SR"}
-
-
-def test_cli_json_carries_the_instance_settings_of_every_check(every_result):
-    """``check --json`` gives every check of the registry its instance settings (d, k, T
-    ranges, families, covariances, samples per task) and solver."""
-    records = {r["name"]: r for r in map(report.check_record, every_result[0])}
-    assert set(records) == set(th.CHECKS)
-    for name, record in records.items():
-        settings = record["instance_settings"]
-        assert settings == th.CHECKS[name].settings.to_dict(), name
-        assert {"d", "k", "T", "families", "covariances", "samples_per_task"} <= set(settings)
-        assert record["solver"]
