@@ -22,6 +22,14 @@ import pandas as pd
 
 from simulations.store import read_csv_exact
 
+__all__ = [
+    "STRING_COLUMNS",
+    "TableSource",
+    "locate_table",
+    "load_table",
+    "read_table",
+]
+
 #: Columns read as strings from a CSV without a manifest (identifiers, never numbers).
 STRING_COLUMNS: tuple[str, ...] = ("experiment", "config_hash", "package_version", "git_commit",
                                    "timestamp")

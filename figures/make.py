@@ -25,6 +25,17 @@ from figures.io import load_table, locate_table
 from figures.style import FORMATS, save_figure
 from simulations.store import atomic_write_text
 
+__all__ = [
+    "FIGURES",
+    "GENERATED_DIR",
+    "PUBLISHED",
+    "DRAWING_MODULES",
+    "MANIFEST_NAME",
+    "drawing_code_digest",
+    "make_figures",
+    "publish",
+]
+
 #: For each experiment, the figures drawn from its table: (file stem, drawing function).
 FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
     "vary": (

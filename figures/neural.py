@@ -19,6 +19,20 @@ import pandas as pd
 
 from figures.style import OKABE_ITO, house_style, method_style, save_figure
 
+__all__ = [
+    "METHOD_LABEL",
+    "NEURAL_STYLE",
+    "MODE_LABEL",
+    "SHALLOW_VALUES",
+    "style_of",
+    "LEGEND_INCHES",
+    "plot_shallow",
+    "plot_pairs",
+    "figure_of",
+    "figure_name",
+    "main",
+]
+
 #: Display names of the retraining methods.
 METHOD_LABEL = {
     "sr": "SR",

@@ -12,6 +12,19 @@ import pandas as pd
 from figures.style import REFERENCE_COLOR, SEQUENTIAL_CMAP, house_style, method_style
 from simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
 
+__all__ = [
+    "LOG_FLOOR",
+    "LANDSCAPE_FLOOR",
+    "VARY_QUANTITIES",
+    "vary_axes",
+    "vary_panel_rows",
+    "plot_vary",
+    "plot_vary_quirks",
+    "plot_phase",
+    "plot_rate",
+    "plot_landscape",
+]
+
 #: Values below this are drawn at this value on log axes (an exact zero has no logarithm).
 LOG_FLOOR = 1e-12
 #: The landscape's objectives reach double-precision zero (~1e-24 for O(100) losses), so its
@@ -68,18 +81,39 @@ _QUIRK_ROWS = (
 )
 
 
-def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
-                    authors_quirks: bool = False) -> pd.DataFrame:
-    """Rows of the vary panel where ``param = value`` and every other parameter is default.
+def vary_axes(table: pd.DataFrame) -> tuple[dict[str, tuple], dict[str, int]]:
+    """The values of each vary parameter to draw, and the point the other panels hold it at.
 
-    Only rows with the given ``authors_quirks`` are kept (when the table has that column),
-    and the panel is cut at its sweep's fine-tuning horizon: the smallest ``ft_steps`` of
-    the configurations of the sweep (the default point runs the longest of its sweeps,
-    :func:`simulations.configs.vary_configs`, and each panel shows its own sweep's count).
+    On the paper's grid these are ``VARY_VALUES`` and ``VARY_DEFAULTS``. Otherwise (a sweep
+    file's own grid, ``d = 50`` say) the values are those of the table and the point is the
+    paper's default where the table has it, else the parameter's smallest value.
     """
-    def panel(values):
-        mask = table[param].isin(values)
-        for other, default in VARY_DEFAULTS.items():
+    present = {p: tuple(sorted(table[p].unique().tolist())) for p in VARY_VALUES}
+    values = {p: VARY_VALUES[p] if set(VARY_VALUES[p]) <= set(present[p]) else present[p]
+              for p in VARY_VALUES}
+    defaults = {p: VARY_DEFAULTS[p] if VARY_DEFAULTS[p] in present[p] else present[p][0]
+                for p in VARY_VALUES}
+    return values, defaults
+
+
+def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
+                    defaults: dict[str, int] | None = None,
+                    authors_quirks: bool = False) -> pd.DataFrame:
+    """Rows of the vary panel where ``param = value`` and the other parameters at ``defaults``.
+
+    ``defaults`` is the table's own point (:func:`vary_axes`; the paper's ``VARY_DEFAULTS`` on
+    its grid) unless given. Only rows with the given ``authors_quirks`` are kept (when the
+    table has that column), and the panel is cut at its sweep's fine-tuning horizon: the
+    smallest ``ft_steps`` of the configurations of the sweep (the default point runs the
+    longest of its sweeps, :func:`simulations.configs.vary_configs`, and each panel shows its
+    own sweep's count).
+    """
+    values, table_defaults = vary_axes(table)
+    defaults = table_defaults if defaults is None else defaults
+
+    def panel(param_values):
+        mask = table[param].isin(param_values)
+        for other, default in defaults.items():
             if other != param:
                 mask &= table[other] == default
         if "authors_quirks" in table:
@@ -88,7 +122,7 @@ def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
 
     rows = table[panel([value])]
     if "ft_steps" in rows and not rows.empty:
-        rows = rows[rows["iteration"] <= table.loc[panel(VARY_VALUES[param]), "ft_steps"].min()]
+        rows = rows[rows["iteration"] <= table.loc[panel(values[param]), "ft_steps"].min()]
     return rows
 
 
@@ -122,7 +156,7 @@ def _legend(fig, axes) -> None:
                    ncols=len(entries))
 
 
-def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES),
+def plot_vary(table: pd.DataFrame, params: tuple[str, ...] | None = None,
               quantities: tuple[str, ...] = ("test_loss",)):
     """New-task error against fine-tuning iteration, one row of panels per parameter and quantity.
 
@@ -131,8 +165,10 @@ def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES),
     table : DataFrame
         The ``vary`` table (columns ``d, T, N, n, k, method, seed, iteration`` and the
         quantities).
-    params : tuple of str
-        Which parameters to show; the paper's set is ``d, T, N, n, k``.
+    params : tuple of str, optional
+        Which parameters to show; default: those that take several values in the table (the
+        paper's set ``d, T, N, n, k`` on its grid). Each row has a panel per value of the
+        table, the other parameters at :func:`vary_axes`' point.
     quantities : tuple of str
         ``"test_loss"`` (population excess loss ``||W - W*||_F^2``) and/or
         ``"insample_error"`` (the paper's plotted quantity, the noise-free error summed over
@@ -149,20 +185,27 @@ def plot_vary(table: pd.DataFrame, params: tuple[str, ...] = tuple(VARY_VALUES),
 
     _check_quantities(quantities)
     _require(table, ["method", "seed", "iteration", *quantities, *VARY_DEFAULTS], "vary")
+    values, defaults = vary_axes(table)
+    if params is None:
+        params = tuple(p for p in VARY_VALUES if len(values[p]) > 1) or (next(iter(VARY_VALUES)),)
     unknown = [p for p in params if p not in VARY_VALUES]
     if unknown:
         raise ValueError(f"params must be among {list(VARY_VALUES)}, got {unknown}")
     rows_spec = [(p, q) for p in params for q in quantities]
     with house_style():
-        ncols = max(len(VARY_VALUES[p]) for p in params)
+        ncols = max(len(values[p]) for p in params)
         fig, axes = plt.subplots(len(rows_spec), ncols,
                                  figsize=(3.4 * ncols, 2.6 * len(rows_spec)),
                                  squeeze=False, sharey="row", layout="constrained")
         for row, (param, quantity) in enumerate(rows_spec):
-            for col, value in enumerate(VARY_VALUES[param]):
+            others = ", ".join(f"{p}={v}" for p, v in defaults.items() if p != param)
+            for col in range(ncols):
                 ax = axes[row, col]
-                rows = vary_panel_rows(table, param, value)
-                others = ", ".join(f"{p}={v}" for p, v in VARY_DEFAULTS.items() if p != param)
+                if col >= len(values[param]):
+                    ax.set_visible(False)
+                    continue
+                value = values[param][col]
+                rows = vary_panel_rows(table, param, value, defaults)
                 _draw_vary_panel(ax, rows, f"{param} = {value}" + ("" if col else f"  ({others})"),
                                  quantity)
                 if col == 0:
@@ -205,7 +248,7 @@ def plot_vary_quirks(table: pd.DataFrame, param: str = "T", quantity: str = "ins
     _require(table, ["method", "seed", "iteration", quantity, *VARY_DEFAULTS], "vary")
     if param not in VARY_VALUES:
         raise ValueError(f"param must be one of {list(VARY_VALUES)}, got {param!r}")
-    values = VARY_VALUES[param]
+    values = vary_axes(table)[0][param]
     with house_style():
         fig = plt.figure(figsize=(3.4 * len(values), 2.9 * len(_QUIRK_ROWS)),
                          layout="constrained")
@@ -282,13 +325,29 @@ def plot_phase(table: pd.DataFrame):
     return fig
 
 
+def _config_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[dict, pd.DataFrame]]:
+    """The table split by the distinct values of ``keys`` (those present), in sorted order.
+
+    A sweep file may run several configs into one table; each gets its own panel rather than
+    being pooled under the first config's label.
+    """
+    present = [k for k in keys if k in table.columns]
+    return [(dict(zip(present, values if isinstance(values, tuple) else (values,))), rows)
+            for values, rows in table.groupby(present, sort=True)]
+
+
+def _label(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
 def plot_rate(table: pd.DataFrame):
     """Post-adaptation excess loss against ``n`` (log-log) with the ``k d sigma^2 / n`` line.
 
     Parameters
     ----------
     table : DataFrame
-        The ``rate`` table (columns ``d, k, sigma, n, method, seed, excess_loss``).
+        The ``rate`` table (columns ``d, k, sigma, n, method, seed, excess_loss``; ``T`` and
+        ``N`` if present). Several configs (a sweep file's grid) give one panel each.
 
     Returns
     -------
@@ -297,25 +356,30 @@ def plot_rate(table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     _require(table, ["d", "k", "sigma", "n", "method", "seed", "excess_loss"], "rate")
+    groups = _config_groups(table, ("d", "k", "sigma", "T", "N"))
+    ncols = min(len(groups), 3)
+    nrows = -(-len(groups) // ncols)
     with house_style():
-        fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
-        for method in ("SR", "LoRA-ML", "oracle"):
-            sub = table[table["method"] == method]
-            if not sub.empty:
-                _band(ax, sub, "n", "excess_loss", method, markers=True)
-        n = np.sort(table["n"].unique()).astype(float)
-        (d,), (k,), (sigma,) = (table[c].unique() for c in ("d", "k", "sigma"))
-        ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.", linewidth=1.2,
-                label=r"reference $k d \sigma^2 / n$")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("fine-tuning samples n")
-        ax.set_ylabel("excess test loss after fine-tuning")
-        T = table["T"].iloc[0] if "T" in table else "?"
-        N = table["N"].iloc[0] if "N" in table else "?"
-        ax.set_title(f"Excess loss after rank-{k} fine-tuning on n samples\n"
-                     f"(d={d}, T={T}, N={N}, sigma={sigma}; mean and min-max over seeds)")
-        ax.legend(loc="best")
+        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False,
+                                 layout="constrained")
+        for ax, (config, rows) in zip(axes.flat, groups):
+            for method in ("SR", "LoRA-ML", "oracle"):
+                sub = rows[rows["method"] == method]
+                if not sub.empty:
+                    _band(ax, sub, "n", "excess_loss", method, markers=True)
+            n = np.sort(rows["n"].unique()).astype(float)
+            d, k, sigma = config["d"], config["k"], config["sigma"]
+            ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.",
+                    linewidth=1.2, label=r"reference $k d \sigma^2 / n$")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("fine-tuning samples n")
+            ax.set_ylabel("excess test loss after fine-tuning")
+            ax.set_title(f"Excess loss after rank-{k} fine-tuning on n samples\n"
+                         f"({_label(config)}; mean and min-max over seeds)")
+            ax.legend(loc="best")
+        for ax in axes.flat[len(groups):]:
+            ax.set_visible(False)
     return fig
 
 
@@ -330,14 +394,16 @@ def plot_landscape(table: pd.DataFrame):
     Returns
     -------
     matplotlib.figure.Figure
-        One row per T; log-spaced bins shared by the rows, values below
-        ``LANDSCAPE_FLOOR`` drawn at it.
+        One row per T (per config, when a sweep file also varies d or k); log-spaced bins
+        shared by the rows, values below ``LANDSCAPE_FLOOR`` drawn at it.
     """
     import matplotlib.pyplot as plt
 
     _require(table, ["T", "objective", "base_error"], "landscape")
-    Ts = sorted(table["T"].unique())
-    # Both rows share each column's bins, so T = 2 and T = 3 compare at a glance.
+    # One row per config: T, and d and k when a sweep file varies them.
+    groups = _config_groups(table, ("d", "k", "T"))
+    shared = {k: table[k].iloc[0] for k in ("d", "k") if k in table and table[k].nunique() == 1}
+    # Every row shares each column's bins, so T = 2 and T = 3 compare at a glance.
     bins = {}
     for column, _ in (("objective", None), ("base_error", None)):
         values = np.maximum(table[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
@@ -347,20 +413,20 @@ def plot_landscape(table: pd.DataFrame):
     columns = (("objective", "final excess objective F(A^, U^)"),
                ("base_error", "relative ||A^ - A*||_F"))
     with house_style():
-        fig, axes = plt.subplots(len(Ts), 2, figsize=(8.0, 2.6 * len(Ts)), squeeze=False,
+        fig, axes = plt.subplots(len(groups), 2, figsize=(8.0, 2.6 * len(groups)), squeeze=False,
                                  layout="constrained")
-        for row, T in enumerate(Ts):
-            sub = table[table["T"] == T]
-            for col, (column, label) in enumerate(columns):
+        for row, (config, sub) in enumerate(groups):
+            label = ", ".join(f"{k} = {v}" for k, v in config.items() if k not in shared)
+            for col, (column, xlabel) in enumerate(columns):
                 ax = axes[row, col]
                 values = np.maximum(sub[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
                 ax.hist(values, bins=bins[column], color=method_style("LoRA-ML")["color"],
                         alpha=0.85)
                 ax.set_xscale("log")
-                ax.set_xlabel(label)
+                ax.set_xlabel(xlabel)
                 ax.set_ylabel("random starts")
-                ax.set_title(f"T = {T}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
-        d, k = table["d"].iloc[0], table["k"].iloc[0]
-        fig.suptitle(f"LoRA-ML (population, d={d}, k={k}) from random starts:\n"
+                ax.set_title(f"{label}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
+        fixed = "".join(f", {k}={v}" for k, v in shared.items())
+        fig.suptitle(f"LoRA-ML (population{fixed}) from random starts:\n"
                      "final objective and distance of the base to A*")
     return fig

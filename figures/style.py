@@ -13,6 +13,18 @@ from pathlib import Path
 
 import matplotlib
 
+__all__ = [
+    "OKABE_ITO",
+    "METHOD_STYLE",
+    "REFERENCE_COLOR",
+    "SEQUENTIAL_CMAP",
+    "RC_PARAMS",
+    "FORMATS",
+    "method_style",
+    "house_style",
+    "save_figure",
+]
+
 #: The Okabe-Ito palette.
 OKABE_ITO: dict[str, str] = {
     "black": "#000000",

@@ -4,11 +4,24 @@ The linear model of "Provable Meta-Learning with Low-Rank Adaptations" (Block et
 task families and samples (:mod:`~lowrank_theory.tasks`), losses through sufficient statistics
 (:mod:`~lowrank_theory.losses`), standard retraining (:mod:`~lowrank_theory.retraining`), LoRA-ML
 (:mod:`~lowrank_theory.lora_ml`), fine-tuning (:mod:`~lowrank_theory.adaptation`) and metrics
-(:mod:`~lowrank_theory.metrics`). The torch backend lives in :mod:`lowrank_theory.neural` and
-is imported only on request.
+(:mod:`~lowrank_theory.metrics`). The adaptation schemes (:class:`AdaptationScheme` and its
+implementations, :mod:`~lowrank_theory.schemes`) and the theorem checks
+(:mod:`~lowrank_theory.theorems`) load on first use; the torch backend lives in
+:mod:`lowrank_theory.neural` and is imported only on request.
+
+Examples
+--------
+>>> import lowrank_theory as lt
+>>> fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=0)
+>>> fit = lt.fit_lora_ml(fam, k=1, seed=0)
+>>> bool(lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-6)
+True
+>>> lt.theorems.run_checks(seed=0, only=["sr-rank"])[0].holds
+True
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib as _importlib
+from typing import Any as _Any
 
 from lowrank_theory import metrics
 from lowrank_theory.adaptation import FineTuneResult, fine_tune
@@ -17,10 +30,32 @@ from lowrank_theory.lora_ml import LoRAMLResult, fit_lora_ml, lora_ml_gradient, 
 from lowrank_theory.retraining import standard_retraining
 from lowrank_theory.tasks import TaskData, TaskFamily
 
-try:
-    __version__ = version("lowrank-theory")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lowrank-theory")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+__version__ = _package_version()
+
+#: Names resolved on first access (PEP 562): the schemes import the theorem checks, which
+#: take about a second to import and are not needed to fit or fine-tune.
+_LAZY_FROM_SCHEMES = (
+    "AdaptationScheme",
+    "SchemeResult",
+    "FixedRankLoRA",
+    "FullFineTune",
+    "AdaptiveRankLoRA",
+    "MixtureOfAdapters",
+    "SubspaceInit",
+    "WeightInterpolation",
+    "PostPerturbation",
+)
+_LAZY_MODULES = ("schemes", "theorems")
 
 __all__ = [
     "TaskFamily",
@@ -35,6 +70,21 @@ __all__ = [
     "LoRAMLResult",
     "fine_tune",
     "FineTuneResult",
+    *_LAZY_FROM_SCHEMES,
     "metrics",
+    "schemes",
+    "theorems",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_FROM_SCHEMES:
+        return getattr(_importlib.import_module(f"{__name__}.schemes"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -195,3 +195,40 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
     return value
+
+
+def add_seed_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """Add ``--seeds N`` (seeds 0..N-1) and ``--seed S`` (the one seed S), mutually exclusive.
+
+    Every subcommand that runs seeded work spells its seeds this way; read the choice back
+    with :func:`selected_seeds`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    default : str
+        What runs when neither is given, for the help text.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> add_seed_options(p, default="the sweep's seeds")
+    >>> selected_seeds(p.parse_args(["--seeds", "3"])), selected_seeds(p.parse_args(["--seed", "7"]))
+    ((0, 1, 2), (7,))
+    >>> selected_seeds(p.parse_args([])) is None
+    True
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--seeds", type=int_at_least(1, "--seeds"), metavar="N",
+                       help=f"run seeds 0..N-1 (default: {default})")
+    group.add_argument("--seed", type=int_at_least(0, "--seed"), metavar="S",
+                       help="run the one seed S")
+
+
+def selected_seeds(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """The seeds chosen with :func:`add_seed_options`' options, or None if neither was given."""
+    if getattr(args, "seed", None) is not None:
+        return (args.seed,)
+    if getattr(args, "seeds", None) is not None:
+        return tuple(range(args.seeds))
+    return None

@@ -9,6 +9,7 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
+from lowrank_theory._repr import summary_repr
 from lowrank_theory._threads import blas_threads_for
 from lowrank_theory._validation import (
     as_seed_generator,
@@ -18,6 +19,7 @@ from lowrank_theory._validation import (
     check_int,
 )
 from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, as_adapter
+from lowrank_theory.lora_ml import LoRAMLResult
 from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics, task_losses
 from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.tasks import TaskFamily
@@ -29,6 +31,10 @@ FINE_TUNE_METHODS = ("exact", "gd")
 #: The paper's fine-tuning step size and the scale of its random start.
 PAPER_FT_LR = 0.005
 PAPER_FT_INIT_SCALE = 0.1
+#: Gradient descent counts as diverged when its excess loss ends this many times above the
+#: problem's scale (its start, the base's excess loss, the noise): a converging run ends below
+#: it, while a step beyond the stability limit grows the loss geometrically, past any factor.
+DIVERGENCE_RATIO = 1e8
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +66,20 @@ class FineTuneResult:
     method: str
     adapter: Adapter
     n: int | None
+
+    def __repr__(self) -> str:
+        steps = {"steps": len(self.history) - 1} if self.method == "gd" else {}
+        return summary_repr(type(self).__name__, {
+            "method": self.method, "adapter": self.adapter, "n": self.n, "loss": self.loss,
+            **steps, "delta": self.delta})
+
+
+def _diverged(lr: float, what: str) -> None:
+    raise ValueError(
+        f"gradient descent diverged with lr={lr:g}: {what}. Take a smaller step, e.g. "
+        f"lr={lr / 10:g} (the paper's is {PAPER_FT_LR}); the largest stable step shrinks as "
+        "the input covariance and |W* - A| grow, or use method='exact'."
+    )
 
 
 def excess_loss(task: TaskFamily, W: ArrayLike) -> float:
@@ -142,7 +162,7 @@ def _reduced_rank_regression(stats: Statistics, A: NDArray, rank: int) -> Factor
 
 
 def fine_tune(
-    A: ArrayLike,
+    A: ArrayLike | LoRAMLResult,
     task: TaskFamily,
     rank: int = 1,
     n: int | None = None,
@@ -158,8 +178,9 @@ def fine_tune(
 
     Parameters
     ----------
-    A : array_like of shape (d, d)
-        The retrained base (held fixed).
+    A : array_like of shape (d, d), or LoRAMLResult
+        The retrained base (held fixed); a :func:`~lowrank_theory.fit_lora_ml` result stands
+        for its base ``fit.A``.
     task : TaskFamily with T = 1
         The unseen task, e.g. ``fam.new_task(seed)``.
     rank : int, default=1
@@ -194,7 +215,9 @@ def fine_tune(
     ------
     ValueError
         ``task`` with ``T != 1``, wrong shape of ``A``, ``rank > d``, ``n < 1``, unknown method
-        or convention.
+        or convention; or gradient descent that diverged (its factors overflowed, or its loss
+        ended ``DIVERGENCE_RATIO`` times above the problem's scale): the message suggests a
+        smaller ``lr``.
 
     Notes
     -----
@@ -223,6 +246,8 @@ def fine_tune(
             f"task must hold exactly one task (T=1), got T={task.T}; use fam.new_task()."
         )
     d = task.d
+    if isinstance(A, LoRAMLResult):
+        A = A.A
     A = check_array(A, "A", (d, d))
     adapter = as_adapter(adapter, rank)
     adapter.check_rank(d)
@@ -250,7 +275,8 @@ def fine_tune(
         step = lr * (0.5 if convention == "paper" else 1.0)
         factors = tuple(f[0] for f in adapter.init_factors(1, d, rng, init_scale))
         deltas = np.empty((steps + 1, d, d))
-        with blas_threads_for(d):
+        # Overflow is detected below and reported as divergence, not as numpy warnings.
+        with blas_threads_for(d), np.errstate(over="ignore", invalid="ignore"):
             for s in range(steps + 1):
                 delta = adapter.delta(tuple(f[None] for f in factors))[0]
                 deltas[s] = delta
@@ -259,7 +285,15 @@ def fine_tune(
                 G = loss_gradient(stats, (A + delta)[None])[0]
                 grads = adapter.factor_gradients(factors, G)
                 factors = tuple(f - step * g for f, g in zip(factors, grads))
+                if not all(np.isfinite(f).all() for f in factors):
+                    _diverged(lr, f"its factors overflowed at step {s + 1} of {steps}")
             history = np.atleast_1d(excess_loss(task, A + deltas))
+        # The scale a converging run stays within: its start, the base's own excess loss,
+        # and the noise a sample fit may add (sigma^2 per entry of a d x d update).
+        scale = max(history[0], excess_loss(task, A), task.sigma**2 * d * d)
+        if history[-1] > DIVERGENCE_RATIO * scale:
+            _diverged(lr, f"its excess loss grew from {history[0]:.3g} to {history[-1]:.3g} "
+                          f"in {steps} steps")
         loss = float(history[-1])
     U = factors[0]
     V = factors[-1]

@@ -14,6 +14,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+__all__ = [
+    "build_parser",
+    "main",
+]
+
 #: Modules that register a subcommand (each defines ``add_parser``).
 _SUBCOMMAND_MODULES = (
     "lowrank_theory.theorems",

@@ -18,6 +18,7 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
+from lowrank_theory._repr import summary_repr
 from lowrank_theory._threads import blas_threads_for
 from lowrank_theory._validation import (
     as_seed_generator,
@@ -134,6 +135,12 @@ class LoRAMLResult:
     message: str
     method: str
     adapter: Adapter
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "method": self.method, "adapter": self.adapter, "objective": self.objective,
+            "converged": self.converged, "n_iter": self.n_iter,
+            "stationarity": self.stationarity, "A": self.A, "U": self.U})
 
     @property
     def factors(self) -> Factors:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lowrank_theory._repr import summary_repr
 from lowrank_theory._validation import (
     MAX_BYTES,
     as_seed_generator,
@@ -135,6 +136,11 @@ class TaskFamily:
         object.__setattr__(self, "U_star", _frozen(U))
         object.__setattr__(self, "sigma", sigma)
         object.__setattr__(self, "Sigma", None if Sigma is None else _frozen(Sigma))
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "d": self.d, "k": self.k, "T": self.T, "sigma": self.sigma,
+            "Sigma": self.Sigma})
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -357,6 +363,7 @@ class TaskFamily:
         seed: int | np.random.Generator | None = None,
         U: ArrayLike | None = None,
         Sigma: ArrayLike | None = None,
+        k: int | None = None,
     ) -> TaskFamily:
         """An unseen task from the same family: same ``A*``, ``sigma`` and covariance.
 
@@ -370,6 +377,9 @@ class TaskFamily:
             Input covariance of the new task. Default: the family's shared covariance (or the
             identity). Required when the family has one covariance per task, since the new
             task's is then not defined by the family.
+        k : int, optional
+            Rank of the new task's offset; default: the family's ``k``. Pass it to give the
+            new task another rank (a random ``U`` then has ``k`` columns).
 
         Returns
         -------
@@ -379,7 +389,17 @@ class TaskFamily:
         Raises
         ------
         ValueError
-            A family with per-task covariances and no ``Sigma``.
+            A family with per-task covariances and no ``Sigma``; a ``U`` whose number of
+            columns is not ``k`` (the family's rank unless ``k`` is given).
+
+        Examples
+        --------
+        >>> fam = TaskFamily.random(d=5, k=1, T=3, seed=0)
+        >>> fam.new_task(seed=1).k, fam.new_task(seed=1, k=2).k
+        (1, 2)
+        >>> fam.new_task(U=np.ones((5, 2)))
+        Traceback (most recent call last):
+        ValueError: U has 2 columns, but the new task's rank is k=1 (the family's); pass U of shape (5, 1), or k=2 to give the new task rank 2.
         """
         if Sigma is None:
             if self.Sigma is not None and self.Sigma.ndim == 3:
@@ -388,10 +408,18 @@ class TaskFamily:
                     "defined: pass Sigma= of shape (d, d) (e.g. Sigma=fam.Sigma[0])."
                 )
             Sigma = self.Sigma
+        rank = self.k if k is None else check_int(k, "k", maximum=self.d)
         if U is None:
-            U_new = as_seed_generator(seed).standard_normal((1, self.d, self.k))
+            U_new = as_seed_generator(seed).standard_normal((1, self.d, rank))
         else:
             U_new = check_array(U, "U", (self.d, None))[None]
+            if U_new.shape[2] != rank:
+                whose = " (the family's)" if k is None else ""
+                raise ValueError(
+                    f"U has {U_new.shape[2]} columns, but the new task's rank is k={rank}{whose}; "
+                    f"pass U of shape ({self.d}, {rank}), or k={U_new.shape[2]} to give the new "
+                    f"task rank {U_new.shape[2]}."
+                )
         if Sigma is not None:
             Sigma = check_covariance(Sigma, "Sigma", self.d, 1)
             if Sigma.ndim == 3:
@@ -435,6 +463,11 @@ class TaskData:
             raise ValueError("family does not match the (T, d) of X.")
         object.__setattr__(self, "X", _frozen(X))
         object.__setattr__(self, "Y", _frozen(Y))
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "T": self.T, "n": self.n, "d": self.d,
+            "family": None if self.family is None else self.family})
 
     @property
     def T(self) -> int:

@@ -5,3 +5,6 @@
 :func:`~simulations.runner.run_experiment` runs one, and ``lowrank-theory reproduce`` runs them
 all and draws the figures. Importing this package does not import the numerical core.
 """
+
+#: The package itself defines no names; import them from its modules.
+__all__: list[str] = []

@@ -2,45 +2,66 @@
 
 Registered by ``lowrank_theory.cli`` through :func:`add_parser`. The experiments, numpy work
 and dask are imported only when the command runs.
+
+Output: what was computed (a line per experiment, or one JSON object with ``--json``) goes to
+stdout; progress (the opening line, progress bars, warnings, the closing time) goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
-from lowrank_theory._validation import int_at_least
+from lowrank_theory._validation import (
+    add_names_option,
+    add_seed_options,
+    int_at_least,
+    selected_seeds,
+)
+
+__all__ = ["EXPERIMENT_NAMES", "EXECUTOR_NAMES", "DEFAULT_OUT", "add_parser", "reproduce"]
 
 #: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
 #: ``simulations.experiments`` has the same names; a test keeps the two in step).
 EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape", "schemes")
 #: ``--executor`` choices.
 EXECUTOR_NAMES: tuple[str, ...] = ("local", "dask")
+#: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>``.
+DEFAULT_OUT = Path("results")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``reproduce`` subcommand to ``subparsers`` and return its parser."""
     parser = subparsers.add_parser(
         "reproduce",
-        help="regenerate the paper's synthetic result tables and figures",
+        help="regenerate the paper's synthetic result tables and figures, or run a sweep file",
         description="Run the synthetic experiments (resumable: finished runs are skipped), "
                     "write tidy tables to OUT/<experiment>.csv (.parquet with pyarrow) and "
-                    "figures to OUT/figures.",
+                    "figures to OUT/figures. With --config, run the sweep a TOML file "
+                    "describes (see examples/ and docs/guide.md). Results go to stdout, "
+                    "progress to stderr.",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick",
                       help="small sizes, all experiments in a few minutes (default)")
     size.add_argument("--full", dest="size", action="store_const", const="full",
                       help="the paper's sizes")
+    size.add_argument("--config", type=Path, metavar="FILE.toml",
+                      help="run the sweep this file describes: an experiment, a grid of config "
+                           "values and seeds; checked before anything is written")
     parser.set_defaults(size="quick")
-    parser.add_argument("--only", nargs="+", choices=EXPERIMENT_NAMES, metavar="NAME",
-                        help=f"run only these experiments (choose from {', '.join(EXPERIMENT_NAMES)})")
-    parser.add_argument("--out", type=Path, default=Path("results"),
-                        help="output directory (default: results)")
-    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1,
+    add_names_option(parser, "--only", EXPERIMENT_NAMES, help="run only these experiments")
+    add_seed_options(parser, default="the sweep's seeds")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"output directory (default: {DEFAULT_OUT}, or "
+                             f"{DEFAULT_OUT}/<file stem> with --config)")
+    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1, metavar="N",
                         help="parallel worker processes (default: 1)")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
                         help="local processes (default) or a dask.distributed cluster")
@@ -51,6 +72,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="write the tables only")
     parser.add_argument("--publish", action="store_true",
                         help="also copy the README's PNGs into figures/generated/")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (per experiment: units computed and "
+                             "skipped, tables, seconds; the figures) instead of text")
     parser.set_defaults(func=reproduce, _parser=parser)
     return parser
 
@@ -59,15 +83,33 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """The first usage error among the options' combinations, or None."""
+    if args.scheduler is not None and args.executor != "dask":
+        return "--scheduler needs --executor dask"
+    if args.config is not None and args.only:
+        return "--only does not apply to --config (the file names its experiment)"
+    if args.config is not None and args.publish:
+        return "--publish copies the paper's figures; it does not apply to --config"
+    return None
+
+
 def reproduce(args: argparse.Namespace) -> int:
     """Handler of ``reproduce``: run the sweeps, write tables and figures; return the exit code.
 
-    Exit codes: 0 done, 2 a usage error (bad ``--out``, or the folder is in use by another
-    run), checked before any computation.
+    Exit codes: 0 done, 2 a usage error (conflicting options, a sweep file that fails
+    validation, a bad ``--out``, or a folder in use by another run), all checked before any
+    computation and, for a sweep file, before anything is written.
     """
-    if args.scheduler is not None and args.executor != "dask":
-        print("error: --scheduler needs --executor dask", file=sys.stderr)
+    error = _usage_error(args)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
         return 2
+    from simulations.experiments import EXPERIMENTS
     from simulations.runner import (
         OutputDirError,
         OutputLocked,
@@ -76,38 +118,74 @@ def reproduce(args: argparse.Namespace) -> int:
         output_lock,
     )
 
+    seeds = selected_seeds(args)
+    if args.config is not None:
+        from simulations.sweepfile import SweepFileError, load_sweep_file
+
+        try:
+            spec = load_sweep_file(args.config)
+        except SweepFileError as exc:
+            print(f"error: --config {exc}", file=sys.stderr)
+            return 2
+        sweep = spec.sweep if seeds is None else dataclasses.replace(spec.sweep, seeds=seeds)
+        jobs = [(spec.experiment, sweep, spec.options)]
+        out = args.out if args.out is not None else DEFAULT_OUT / args.config.stem
+        what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
+    else:
+        names = args.only or list(EXPERIMENT_NAMES)
+        jobs = []
+        for name in names:
+            experiment = EXPERIMENTS[name]
+            sweep = experiment.sweep(args.size)
+            if seeds is not None:
+                sweep = dataclasses.replace(sweep, seeds=seeds)
+            jobs.append((experiment, sweep, None))
+        out = args.out if args.out is not None else DEFAULT_OUT
+        what = f"--{args.size}: {', '.join(names)}"
+    if seeds is not None:
+        what += f", seeds {', '.join(map(str, seeds))}"
     try:
-        out = check_output_dir(args.out)
+        out = check_output_dir(out)
         with output_lock(out), warnings.catch_warnings():
             warnings.simplefilter("always", RunFileWarning)
             warnings.showwarning = _print_warning  # restored by catch_warnings
-            _reproduce(args, out)
+            report = _run(args, out, jobs, what)
     except (OutputDirError, OutputLocked) as exc:
         print(f"error: --out: {exc}", file=sys.stderr)
         return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
     return 0
 
 
-def _reproduce(args: argparse.Namespace, out: Path) -> None:
-    from simulations.experiments import EXPERIMENTS
+def _run(args: argparse.Namespace, out: Path, jobs: list, what: str) -> dict[str, Any]:
+    """Run ``jobs`` (experiment, sweep, options) into ``out``; return the JSON report."""
     from simulations.runner import make_executor, run_experiment
 
-    names = list(dict.fromkeys(args.only or EXPERIMENT_NAMES))
     start = time.perf_counter()
-    print(f"reproduce --{args.size}: {', '.join(names)} -> {out} "
-          f"({args.jobs} job(s), executor {args.executor})", flush=True)
+    text = not args.json
+    _progress(f"reproduce {what} -> {out} ({args.jobs} job(s), executor {args.executor})")
+    report: dict[str, Any] = {"out": str(out), "experiments": [], "figures": []}
     with make_executor(args.executor, args.jobs, args.scheduler) as executor:
-        for name in names:
-            result = run_experiment(EXPERIMENTS[name], out, size=args.size, executor=executor)
-            print(result.summary(), flush=True)
+        for experiment, sweep, options in jobs:
+            result = run_experiment(experiment, out, sweep=sweep, executor=executor,
+                                    options=options)
+            report["experiments"].append(result.to_dict())
+            if text:
+                print(result.summary(), flush=True)
     if args.figures:
         from figures import make_figures, publish
 
-        paths = make_figures(out, out / "figures", names)
-        print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
-              f"{out / 'figures'}")
+        paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs])
+        report["figures"] = [str(p) for p in paths]
+        if text:
+            print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
+                  f"{out / 'figures'}")
         if args.publish:
             copied = publish(paths)
-            if copied:
+            report["published"] = [str(p) for p in copied]
+            if copied and text:
                 print(f"published {len(copied)} PNGs -> {copied[0].parent}")
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    report["seconds"] = time.perf_counter() - start
+    _progress(f"done in {report['seconds']:.1f} s")
+    return report

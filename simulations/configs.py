@@ -18,6 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+__all__ = [
+    "SIZES",
+    "RECOVERED",
+    "ExperimentConfig",
+    "VaryConfig",
+    "VARY_DEFAULTS",
+    "VARY_VALUES",
+    "vary_configs",
+    "PhaseConfig",
+    "phase_configs",
+    "RateConfig",
+    "LandscapeConfig",
+    "Sweep",
+]
+
 #: The sizes every experiment defines.
 SIZES: tuple[str, ...] = ("quick", "full")
 #: Relative ``||A^ - A*||_F`` below which a fitted base counts as recovering ``A*``: the exact

@@ -23,6 +23,16 @@ import pandas as pd
 
 from simulations.configs import ExperimentConfig
 
+__all__ = [
+    "EXECUTORS",
+    "Unit",
+    "RunFunction",
+    "SequentialExecutor",
+    "LocalExecutor",
+    "DaskExecutor",
+    "make_executor",
+]
+
 #: Executors ``--executor`` accepts.
 EXECUTORS: tuple[str, ...] = ("local", "dask")
 

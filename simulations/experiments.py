@@ -33,6 +33,7 @@ from simulations.configs import (
     PhaseConfig,
     RateConfig,
     Sweep,
+    VaryConfig,
     phase_configs,
     vary_configs,
 )
@@ -41,8 +42,16 @@ from simulations.schemes import EXPERIMENT as SCHEMES
 from simulations.streams import stream_seeds
 from simulations.vary import paper_protocol_batch, run_vary
 
-__all__ = ["EXPERIMENTS", "RANK_RTOL", "paper_protocol_batch", "run_landscape", "run_phase",
-           "run_rate", "run_vary", "stream_seeds"]
+__all__ = [
+    "EXPERIMENTS",
+    "RANK_RTOL",
+    "stream_seeds",
+    "paper_protocol_batch",
+    "run_vary",
+    "run_phase",
+    "run_rate",
+    "run_landscape",
+]
 
 #: Relative threshold for the numerical rank of ``A^ - A*``: errors below 1e-6 of the largest
 #: singular value are solver round-off (the exact solvers stop near 1e-13 relative objective).
@@ -142,6 +151,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     for e in (
         Experiment(
             name="vary",
+            config_type=VaryConfig,
             title="Linear vary set: fine-tuning curves after LoRA-ML and SR retraining",
             claim="LoRA-ML retraining yields a base that a rank-k adapter fine-tunes to a low "
                   "test loss; SR's base leaves a floor (Theorem 1 against Theorems 3-4).",
@@ -155,6 +165,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="phase",
+            config_type=PhaseConfig,
             title="Recovery phase diagram over T and k/d (population)",
             claim="T >= 3 recovers A* exactly (Theorem 3); T = 2 and T = 1 do not (Theorem 4).",
             run=run_phase,
@@ -167,6 +178,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="rate",
+            config_type=RateConfig,
             title="Post-adaptation excess loss against n (log-log)",
             claim="From LoRA-ML's base the excess loss decays like k d sigma^2 / n; from SR's it "
                   "stalls at the Theorem 1 floor.",
@@ -177,6 +189,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment(
             name="landscape",
+            config_type=LandscapeConfig,
             title="Random starts: final objective and ||A^ - A*|| for T = 2 and T = 3",
             claim="T = 2: strict saddle, every start reaches zero loss but A^ != A* in general "
                   "(Theorem 4); T = 3: A^ = A* (Theorem 3).",

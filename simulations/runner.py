@@ -41,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from lowrank_theory._repr import summary_repr
 from simulations.configs import SIZES, ExperimentConfig, Sweep
 from simulations.executors import (
     EXECUTORS,
@@ -109,6 +110,10 @@ class Experiment:
         Keyword arguments ``run`` accepts beyond ``(config, seeds)``: execution options such
         as ``"device"`` or ``"data_dir"``, which change where and how a unit runs but not its
         rows, so they do not enter the config hash.
+    config_type : type, optional
+        The :class:`~simulations.configs.ExperimentConfig` subclass ``run`` takes; default: the
+        type of the first config of ``quick``. Every config of ``quick``, ``full`` and of a
+        sweep handed to :func:`run_experiment` must be an instance of it.
     """
 
     name: str
@@ -119,8 +124,17 @@ class Experiment:
     full: Sweep
     seeds_per_unit: int | None = 1
     options: tuple[str, ...] = field(default=())
+    config_type: type[ExperimentConfig] | None = None
 
     def __post_init__(self) -> None:
+        if self.config_type is None:
+            object.__setattr__(self, "config_type", type(self.quick.configs[0]))
+        if not (isinstance(self.config_type, type)
+                and issubclass(self.config_type, ExperimentConfig)):
+            raise TypeError(f"config_type must be an ExperimentConfig subclass, got "
+                            f"{self.config_type!r}")
+        for size in SIZES:
+            self.check_sweep(self.sweep(size), size)
         if not isinstance(self.options, tuple) or not all(
                 isinstance(o, str) and o.isidentifier() for o in self.options):
             raise TypeError(f"options must be a tuple of keyword names, got {self.options!r}")
@@ -134,6 +148,35 @@ class Experiment:
         if size not in SIZES:
             raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
         return self.quick if size == "quick" else self.full
+
+    def check_sweep(self, sweep: Sweep, name: str = "sweep") -> Sweep:
+        """Return ``sweep`` after checking that it is a Sweep of this experiment's configs.
+
+        Raises
+        ------
+        TypeError
+            If ``sweep`` is not a :class:`~simulations.configs.Sweep`, or one of its configs is
+            not a ``config_type`` (the error names the config and the type expected).
+
+        Examples
+        --------
+        >>> from simulations.configs import PhaseConfig, VaryConfig
+        >>> toy = Experiment("toy", "toy", "none", print, Sweep((VaryConfig(),), (0,)),
+        ...                  Sweep((VaryConfig(),), (0,)))
+        >>> toy.check_sweep(Sweep((PhaseConfig(),), seeds=(0,)))
+        Traceback (most recent call last):
+        TypeError: sweep.configs[0] is a PhaseConfig, but experiment 'toy' runs VaryConfig configs; build the sweep from VaryConfig(...)
+        """
+        if not isinstance(sweep, Sweep):
+            raise TypeError(f"{name} must be a simulations.configs.Sweep, got "
+                            f"{type(sweep).__name__}")
+        want = self.config_type
+        for i, config in enumerate(sweep.configs):
+            if not isinstance(config, want):
+                raise TypeError(f"{name}.configs[{i}] is a {type(config).__name__}, but "
+                                f"experiment {self.name!r} runs {want.__name__} configs; build "
+                                f"the sweep from {want.__name__}(...)")
+        return sweep
 
 
 @dataclass(frozen=True)
@@ -153,6 +196,19 @@ class SweepResult:
     seconds: float
     invalid: tuple[str, ...] = ()
     other_code: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "experiment": self.experiment, "units": self.n_units, "computed": self.n_computed,
+            "skipped": self.n_skipped, "seconds": round(self.seconds, 1),
+            "tables": [str(p) for p in self.tables]})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record: counts, table paths (as strings), seconds, files to look at."""
+        return {"experiment": self.experiment, "units": self.n_units,
+                "computed": self.n_computed, "skipped": self.n_skipped, "runs": self.n_runs,
+                "tables": [str(p) for p in self.tables], "seconds": self.seconds,
+                "invalid": list(self.invalid), "other_code": list(self.other_code)}
 
     def summary(self) -> str:
         """A line for the terminal, plus a line for each kind of unit to look at."""
@@ -342,6 +398,9 @@ def run_experiment(
     ValueError
         If ``size`` is not a known size, or an option is not in ``experiment.options``
         (before anything is written).
+    TypeError
+        If a config of ``sweep`` is not of ``experiment.config_type`` (before anything is
+        written).
     OutputDirError
         If ``out`` is not a writable folder (before anything is computed).
     OutputLocked
@@ -356,7 +415,7 @@ def run_experiment(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    sweep = experiment.sweep(size) if sweep is None else sweep
+    sweep = experiment.sweep(size) if sweep is None else experiment.check_sweep(sweep)
     run = _bind_options(experiment, options, executor)
     out = check_output_dir(out)
     with output_lock(out):

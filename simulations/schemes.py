@@ -221,6 +221,7 @@ EXPERIMENT = Experiment(
     claim="From A_SR no scheme with fewer than k(T+1) rank-equivalent parameters reaches the "
           "new task (Theorem 1's floor); from the LoRA-ML base rank k suffices for every scheme.",
     run=run_schemes,
+    config_type=SchemesConfig,
     # Quick differs from full in N, the n grid and the number of seeds.
     quick=Sweep((SchemesConfig(), SchemesConfig(sigma=1.0)), seeds=(0, 1, 2)),
     full=Sweep(tuple(SchemesConfig(N=5000, sigma=sigma, n_grid=FULL_N_GRID)

@@ -49,8 +49,8 @@ LOCK_NAME = ".lock"
 __all__ = [
     "FORMAT", "LOCK_NAME", "InvalidRunFile", "OutputDirError", "OutputLocked", "RunFileWarning",
     "RunRecord", "atomic_write_bytes", "atomic_write_text", "check_output_dir", "check_run",
-    "output_lock", "read_csv_exact", "read_run", "remove_stale_temporaries", "sha256_hex",
-    "sidecar_path", "tables_current", "write_run", "write_tables",
+    "inputs_digest", "output_lock", "read_csv_exact", "read_run", "remove_stale_temporaries",
+    "sha256_hex", "sidecar_path", "tables_current", "warn_run_file", "write_run", "write_tables",
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulations.configs import PhaseConfig, Sweep
+from simulations.configs import ExperimentConfig, PhaseConfig, Sweep
 from simulations.runner import Experiment
 
 #: Environment variable naming the folder where ``run_sleepy`` leaves a marker per worker.
@@ -52,7 +52,9 @@ def run_sleepy(config, seeds) -> pd.DataFrame:
     return run_value(config, seeds)
 
 
-TOY = Experiment("toy", "toy", "none", run_value, SWEEP, SWEEP, options=("rows", "scale"))
+# The toy runs any config with a ``T`` field; tests hand it VaryConfig sweeps too.
+TOY = Experiment("toy", "toy", "none", run_value, SWEEP, SWEEP, options=("rows", "scale"),
+                 config_type=ExperimentConfig)
 SLOW = Experiment("slow", "slow", "none", run_slow, SWEEP, SWEEP)
 BIG = Experiment("big", "big", "none", run_big, SWEEP, SWEEP)
 SLEEPY = Experiment("sleepy", "sleepy", "none", run_sleepy, SWEEP, SWEEP)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -139,3 +141,35 @@ def test_fine_tune_convention_is_validated():
     fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=0)
     with pytest.raises(ValueError, match="convention must be one of"):
         lt.fine_tune(fam.A_star, fam.new_task(seed=0), method="gd", convention="half")
+
+
+def test_fine_tune_takes_a_lora_ml_result_for_its_base():
+    """``fine_tune(fit, task)`` fine-tunes from ``fit.A`` (it used to fail in float())."""
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=0)
+    new = fam.new_task(seed=1)
+    fit = lt.fit_lora_ml(fam.sample(200, seed=2), k=1, seed=0)
+    from_fit = lt.fine_tune(fit, new, rank=1, n=50, seed=3)
+    from_base = lt.fine_tune(fit.A, new, rank=1, n=50, seed=3)
+    assert from_fit.loss == from_base.loss
+    np.testing.assert_array_equal(from_fit.delta, from_base.delta)
+    with pytest.raises(TypeError, match="A must be a real numeric array"):
+        lt.fine_tune(object(), new)
+
+
+@pytest.mark.parametrize(("lr", "steps", "what"), [
+    (1.0, 1000, "factors overflowed at step"),  # overflow: used to return loss=nan with warnings
+    (0.8, 7, "excess loss grew from"),          # finite but exploding within the steps given
+])
+def test_diverging_gradient_descent_raises_and_suggests_a_smaller_step(lr, steps, what):
+    """A step beyond the stability limit raises a ValueError naming lr and a smaller value,
+    with no numpy overflow warnings on the way; the paper's step runs (negative control)."""
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=0)
+    new = fam.new_task(seed=1)
+    A = lt.standard_retraining(fam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=rf"diverged with lr={lr:g}: its {what}.*"
+                                             rf"lr={lr / 10:g} \(the paper's is 0.005\)"):
+            lt.fine_tune(A, new, rank=1, method="gd", lr=lr, steps=steps, seed=0)
+        ok = lt.fine_tune(A, new, rank=1, method="gd", steps=steps, seed=0)
+    assert np.all(np.isfinite(ok.history)) and ok.loss <= ok.history[0]

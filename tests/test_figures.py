@@ -292,3 +292,42 @@ def test_vary_figure_set_has_both_quantities_and_the_quirks():
     assert set(stems["vary_paper_quantity"]) == {"paper's quantity"}
     assert stems["vary_T"] == ["paper's quantity", "population excess"]
     assert {"vary", "vary_paper_quantity", "vary_quirks"} <= set(PUBLISHED)
+
+
+def test_rate_figure_draws_one_panel_per_config_of_a_sweep_file():
+    """A grid over sigma gives one panel per config, each with its own reference line (it
+    used to fail unpacking a single sigma)."""
+    table = pd.concat([rate_table(), rate_table().assign(sigma=1.0)], ignore_index=True)
+    fig = plot_rate(table)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 2
+    assert "sigma=0.1" in visible[0].get_title() and "sigma=1.0" in visible[1].get_title()
+    n = np.array([20, 100, 1000, 10000])
+    for ax, sigma in zip(visible, (0.1, 1.0)):
+        reference = next(l for l in ax.get_lines() if "reference" in l.get_label())
+        np.testing.assert_allclose(reference.get_ydata(), 10 * sigma**2 / n)
+
+
+def test_landscape_figure_keeps_configs_that_share_T_apart():
+    """Rows of k = 1 and k = 2 at the same T are drawn separately and labelled by k; with one
+    k the rows read "T = 2" as before."""
+    table = pd.concat([landscape_table(), landscape_table().assign(k=2)], ignore_index=True)
+    fig = plot_landscape(table)
+    titles = [ax.get_title() for ax in fig.axes[::2]]
+    assert [t.split(":")[0] for t in titles] == ["k = 1, T = 2", "k = 1, T = 3", "k = 2, T = 2",
+                                                 "k = 2, T = 3"]
+    assert all("30 starts" in t for t in titles)
+    assert plot_landscape(landscape_table()).axes[0].get_title().startswith("T = 2: 30 starts")
+
+
+def test_vary_figure_of_a_sweep_file_grid_draws_its_own_values():
+    """A d = 50 grid over N (none of the paper's default point) draws one row, N, with a panel
+    per N value at d = 50, rather than 15 empty panels."""
+    table = pd.concat([vary_table(steps=5).query("N == 5000 and d == 10 and T == 3 and n == 100"
+                                                  " and k == 1").assign(d=50, N=N)
+                       for N in (200, 2000)], ignore_index=True)
+    fig = plot_vary(table)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 2 and titles[0].startswith("N = 200") and "d=50" in titles[0]
+    assert titles[1] == "N = 2000"
+    assert not any(t.get_text() == "no runs" for ax in fig.axes for t in ax.texts)

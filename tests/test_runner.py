@@ -466,3 +466,25 @@ def test_experiment_options_must_be_keyword_names():
         dataclasses.replace(TOY, options=["rows"])
     with pytest.raises(ValueError, match="seeds"):
         dataclasses.replace(TOY, options=("seeds",))
+
+
+def test_a_config_of_another_experiment_is_refused_before_writing(tmp_path):
+    """The vary experiment given a PhaseConfig raises a TypeError naming both types, and
+    writes nothing (it used to write the config's JSON, then fail with an AttributeError)."""
+    out = tmp_path / "out"
+    with pytest.raises(TypeError, match=r"configs\[1\] is a PhaseConfig.*'vary' runs VaryConfig"):
+        run_experiment(EXPERIMENTS["vary"], out, sweep=Sweep((VaryConfig(), PhaseConfig()), (0,)),
+                       progress=False)
+    assert not out.exists()
+    assert EXPERIMENTS["vary"].config_type is VaryConfig
+    assert {e.config_type.__name__ for e in EXPERIMENTS.values()} == {
+        "VaryConfig", "PhaseConfig", "RateConfig", "LandscapeConfig", "SchemesConfig"}
+
+
+def test_an_experiment_knows_its_config_type():
+    """The type defaults to the quick sweep's; a sweep of another type is refused."""
+    assert SLOW.config_type is PhaseConfig
+    with pytest.raises(TypeError, match="full.configs"):
+        Experiment("mixed", "m", "none", run_value, SWEEP, Sweep((VaryConfig(),), (0,)))
+    with pytest.raises(TypeError, match="config_type"):
+        Experiment("bad", "b", "none", run_value, SWEEP, SWEEP, config_type=int)

@@ -1,8 +1,15 @@
 """Tests of simulations/cli.py: ``lowrank-theory reproduce`` arguments, output and exit codes."""
 
+import json
+import math
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+import tomllib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -38,7 +45,11 @@ def test_reproduce_writes_tables_and_figures_then_resumes(tmp_path, capsys):
     assert main(["reproduce", "--quick", "--only", "rate", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "3 computed" in captured.out and str(out) in captured.out
-    assert captured.err == ""  # no progress bar when stderr is not a terminal
+    # Progress goes to stderr: the opening and closing lines, no bar (stderr is no terminal).
+    err = captured.err.splitlines()
+    assert len(err) == 2 and err[0].startswith("reproduce --quick: rate")
+    assert err[1].startswith("done in")
+    assert "job(s)" not in captured.out and "done in" not in captured.out
     table = pd.read_csv(out / "rate.csv")
     assert set(table["method"]) == {"LoRA-ML", "SR", "oracle"}
     for suffix in ("png", "pdf"):
@@ -140,3 +151,154 @@ def test_corrupt_run_file_is_reported_on_stderr(tmp_path, capsys):
     assert f"warning: run file {victim} has" in captured.err
     assert "1 computed, 2 skipped" in captured.out
     assert f"recomputed 1 invalid run file(s): {victim.name}" in captured.out
+
+
+# --------------------------------------------------------------------------- sweep files
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+# A 2 x 2 landscape grid at tiny size: each unit runs 60 random starts (about 0.4 s), long
+# enough to be killed between two units, and its figure is one PNG.
+KILL_SWEEP = """
+experiment = "landscape"
+seeds = 1
+
+[grid]
+d = 4
+starts = 60
+T = [2, 3]
+k = [1, 2]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_sweep_file_is_killed_resumes_and_draws_its_figures(tmp_path, capsys):
+    """``reproduce --config``: SIGKILL after the first unit finished; the rerun computes only
+    the other units, writes the whole table (2 x 2 configs, 60 starts each) and the figure."""
+    config, out = _write(tmp_path, KILL_SWEEP), tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "lowrank_theory", "reproduce", "--config",
+                              str(config), "--out", str(out)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "landscape" / "runs"
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*.json")):
+        assert child.poll() is None, "the sweep ended before a unit finished"
+        assert time.monotonic() < deadline, "timed out waiting for the first unit"
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    finished = len(list(runs.glob("*.json")))
+    assert 1 <= finished < 4
+    assert not (out / "landscape.csv").exists() and not (out / "figures").exists()
+
+    assert main(["reproduce", "--config", str(config), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"4 units: {4 - finished} computed, {finished} skipped" in stdout
+    table = pd.read_csv(out / "landscape.csv")
+    assert sorted(set(zip(table["T"], table["k"]))) == [(2, 1), (2, 2), (3, 1), (3, 2)]
+    assert len(table) == 4 * 60 and set(table["d"]) == {4} and set(table["seed"]) == {0}
+    for suffix in ("png", "pdf"):
+        assert (out / "figures" / f"landscape.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_wrong_field_in_sweep_file_writes_nothing(tmp_path, capsys, monkeypatch, exists):
+    """A field of another experiment's config (``solver`` in a vary sweep) exits 2 naming the
+    field, before any output: the out folder stays empty (or is not even created)."""
+    _no_compute(monkeypatch)
+    config = _write(tmp_path, 'experiment = "vary"\nseeds = 2\n[grid]\nT = [2, 3]\n'
+                              'solver = "exact"\n')
+    out = tmp_path / "out"
+    if exists:
+        out.mkdir()
+    assert main(["reproduce", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --config {config}: grid.solver: VaryConfig")
+    assert "Traceback" not in err
+    assert (list(out.iterdir()) == []) if exists else not out.exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--only", "phase"], "--only does not apply to --config"),
+    (["--publish"], "--publish"),
+])
+def test_config_conflicting_options_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    _no_compute(monkeypatch)
+    config = _write(tmp_path, 'experiment = "phase"\nseeds = 1\n')
+    assert main(["reproduce", "--config", str(config), "--out", str(tmp_path / "o"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_config_excludes_the_sizes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--config", "x.toml", "--full"])
+    assert exc.value.code == 2 and "not allowed" in capsys.readouterr().err
+
+
+def test_json_output_is_only_json_and_seed_overrides_the_file(tmp_path, capsys):
+    """--json: stdout parses as one JSON object (progress stays on stderr); --seed 5 runs
+    the one seed 5 instead of the file's seeds."""
+    config = _write(tmp_path, 'experiment = "phase"\nseeds = 3\n[grid]\nd = 5\nT = [2, 3]\n'
+                              'restarts = 1\n')
+    out = tmp_path / "out"
+    assert main(["reproduce", "--config", str(config), "--out", str(out), "--json",
+                 "--no-figures", "--seed", "5"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["out"] == str(out) and report["figures"] == []
+    (phase,) = report["experiments"]
+    assert (phase["experiment"], phase["units"], phase["computed"]) == ("phase", 2, 2)
+    assert set(pd.read_csv(out / "phase.csv")["seed"]) == {5}
+    assert "reproduce --config" in captured.err and "seeds 5" in captured.err
+
+
+def test_default_out_of_a_sweep_file_is_named_after_it(tmp_path, monkeypatch, capsys):
+    config = _write(tmp_path, 'experiment = "phase"\nseeds = 1\n[grid]\nd = 4\nrestarts = 1\n',
+                    name="tiny_phase.toml")
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--config", str(config), "--no-figures"]) == 0
+    assert (tmp_path / "results" / "tiny_phase" / "phase.csv").exists()
+
+
+#: Field values that shrink each shipped example to a fraction of a second (its grid's own
+#: fields keep their values, except those these replace).
+TINY = {"phase": {"d": 12, "restarts": 1},
+        "vary": {"d": 4, "N": 30, "n": 20, "rounds": 20, "ft_steps": 10}}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_examples_run_at_tiny_size(path, tmp_path, capsys):
+    """Each example, with its sizes shrunk (TINY) and one seed, runs from the CLI and writes
+    one row group per config of its grid."""
+    data = tomllib.loads(path.read_text())
+    grid = {**data["grid"], **TINY[data["experiment"]]}
+    lines = [f'experiment = "{data["experiment"]}"', "seeds = 1", "[grid]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in grid.items()]
+    config = _write(tmp_path, "\n".join(lines) + "\n", name=path.name)
+    out = tmp_path / "out"
+    figures = ["--no-figures"] if data["experiment"] == "vary" else []
+    assert main(["reproduce", "--config", str(config), "--out", str(out), *figures]) == 0
+    table = pd.read_csv(out / f"{data['experiment']}.csv")
+    n_configs = math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+    assert table["config_hash"].nunique() == n_configs
+    if not figures:
+        assert list((out / "figures").glob("*.png"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["--only", "rate", "phase"],
+    ["--only", "rate", "--only", "phase"],
+    ["--only", "rate,phase"],
+    ["--only", "rate,phase", "--only", "rate"],
+])
+def test_only_grammar_is_the_one_of_check(argv):
+    """--only a b, --only a --only b and --only a,b select the same experiments, as in check."""
+    from lowrank_theory.cli import build_parser
+
+    assert build_parser().parse_args(["reproduce", *argv]).only == ["rate", "phase"]

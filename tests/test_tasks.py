@@ -178,3 +178,21 @@ def test_allocations_above_max_bytes_are_refused_with_the_override():
     with pytest.raises(ValueError, match="sample\\(n=10000000\\)"):
         fam.sample(10_000_000)
     assert fam.sample(100, seed=0, max_bytes=None).n == 100
+
+
+def test_new_task_refuses_a_factor_of_another_rank_unless_k_says_so():
+    """A U with 2 columns for a rank-1 family is refused with the shape and the k to pass (it
+    used to give a rank-2 task silently); with k=2 it is the new task's offset, and k alone
+    draws a random offset of that rank."""
+    fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=0)
+    U = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match=r"U has 2 columns.*k=1 \(the family's\).*\(4, 1\).*k=2"):
+        fam.new_task(U=U)
+    new = fam.new_task(U=U, k=2)
+    assert new.k == 2
+    np.testing.assert_array_equal(new.W_star[0], fam.A_star + U @ U.T)
+    assert fam.new_task(seed=1, k=3).U_star.shape == (1, 4, 3)
+    with pytest.raises(ValueError, match="U has 1 columns, but the new task's rank is k=2;"):
+        fam.new_task(U=U[:, :1], k=2)
+    with pytest.raises(ValueError, match="k must be <= 4"):
+        fam.new_task(seed=1, k=5)

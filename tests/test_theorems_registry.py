@@ -238,3 +238,59 @@ def test_subcommand_modules_do_not_import_the_cli():
                              re.MULTILINE)
     for module in (instances, registry, report, simulations.cli, neural_cli):
         assert not imports_cli.search(inspect.getsource(module)), module.__name__
+
+
+#: Symbol-like tokens: a single letter, or a name with a digit, ``_``, ``*`` or ``^`` in it.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_*^'.])[A-Za-z][A-Za-z0-9_*^]*")
+#: Code names (``first_order_identifiable``) and the article "a" are not symbols.
+_CODE_NAME = re.compile(r"[a-z]{3,}(_[a-z]{3,})+|a")
+
+
+def _undefined_symbols(text: str) -> set[str]:
+    """Symbol-like tokens of ``text`` that no glossary symbol's occurrence covers."""
+    covered = {i for p in report._SYMBOL_RE.values() for m in p.finditer(text)
+               for i in range(m.start(), m.end())}
+    return {m.group() for m in _TOKEN.finditer(text)
+            if (len(m.group()) == 1 or re.search(r"[0-9_*^]", m.group()))
+            and not _CODE_NAME.fullmatch(m.group()) and m.start() not in covered}
+
+
+def test_every_record_defines_its_symbols_and_carries_its_settings():
+    """Every check and every control at seed 0 (about 10 s on one core): each symbol-like
+    token of the claims and detail texts (what ``check`` and ``check --controls`` print) has a
+    glossary entry, so ``check --json`` defines it in ``symbols``; and every check's record
+    carries its instance settings (d, k, T ranges, families, covariances, samples per task)
+    and solver."""
+    with threadpool_limits(1):
+        checks, controls = th.run_checks(seed=0), th.run_controls(seed=0)
+    missing = {}
+    for res in checks + controls:
+        text = f"{res.claim} {res.detail}"
+        if undefined := _undefined_symbols(text):
+            missing[res.name] = sorted(undefined)
+        assert set(report.check_record(res)["symbols"]) >= {
+            s for s in report.GLOSSARY if report._SYMBOL_RE[s].search(text)}
+    assert not missing, missing
+    records = {r["name"]: r for r in map(report.check_record, checks)}
+    assert set(records) == set(th.CHECKS)
+    for name, record in records.items():
+        settings = record["instance_settings"]
+        assert settings == th.CHECKS[name].settings.to_dict(), name
+        assert {"d", "k", "T", "families", "covariances", "samples_per_task"} <= set(settings)
+        assert record["solver"]
+
+
+def test_the_symbol_finder_flags_what_the_glossary_lacks():
+    """Negative control of the test above: a made-up symbol and a bare letter are flagged,
+    defined symbols, powers and transposes are not."""
+    assert _undefined_symbols("|Z_q - A*|_F with g=3 and mean Y") == {"Z_q", "g", "Y"}
+    assert _undefined_symbols("U*_t^T, sigma^2, N^(-1/2), N(0, 1), A_SR^ - A_SR, a saddle") == set()
+
+
+def test_symbols_in_reads_notation_not_words():
+    """``N(0, 1)`` is a distribution, not N samples; ``s`` in "paper's" is not the rapidity;
+    ``sigma^2`` and ``U*_t^T`` use sigma and U*_t."""
+    assert set(report.symbols_in("U0 ~ N(0, 1)")) == {"U0", "N(m, v)"}
+    assert "s" not in report.symbols_in("the paper's objective")
+    assert {"sigma", "U*_t"} <= set(report.symbols_in("k d sigma^2 / n, U*_t U*_t^T"))
+    assert set(report.symbols_in("A_SR^ - A_SR")) == {"A_SR^", "A_SR"}

@@ -52,7 +52,7 @@ _LAZY = {
 
 _INSTALL_HINT = "the torch backend needs torch: install it with  pip install -e .[torch]"
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY) + ["require_torch"]
 
 
 def require_torch() -> Any:
@@ -83,4 +83,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # The public names and the loaded submodules, not the names imported for this module's
+    # own use (Any, importlib).
+    own = {n for n, v in globals().items()
+           if n.startswith("_") or getattr(v, "__name__", "").startswith(f"{__name__}.")}
+    return sorted(own | set(__all__))

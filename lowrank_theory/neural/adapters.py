@@ -22,6 +22,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+__all__ = [
+    "SYMMETRIC_INIT_STD",
+    "PEFT_PREFIX",
+    "LoRABank",
+    "banks",
+    "attach_adapters",
+    "reset_adapters",
+    "remove_adapters",
+    "set_task",
+    "adapter_parameters",
+    "base_parameters",
+    "export_peft_state_dict",
+    "peft_config",
+]
+
 #: Standard deviation of the symmetric factor's random start. U = 0 is a stationary point of
 #: every symmetric objective (grad_U F = 2 (R + R^T) U vanishes at U = 0), so it must start away from zero; 0.1 is the
 #: paper's U_0 ~ N(0, 0.1^2).

@@ -23,7 +23,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lowrank_theory._validation import int_at_least
+from lowrank_theory._validation import add_seed_options, int_at_least, selected_seeds
+
+__all__ = [
+    "EXPERIMENTS",
+    "SIZES",
+    "EXECUTORS",
+    "add_parser",
+    "run_neural",
+]
 
 EXPERIMENTS = ("shallow", "vision", "language")
 SIZES = ("cpu", "paper")
@@ -63,12 +71,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="cpu: minutes on two cores (default); paper: the authors' setting")
     parser.add_argument("--steps-scale", type=_positive_float, default=1.0, metavar="X",
                         help="multiply every step budget by X (recorded in the table)")
-    seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=int_at_least(1, "--seeds"), metavar="N",
-                       help="run seeds 0..N-1 (default: the size's number of seeds)")
-    seeds.add_argument("--seed", type=int_at_least(0, "--seed"), metavar="S",
-                       help="run the one seed S")
-    parser.add_argument("--out", type=Path, default=None,
+    add_seed_options(parser, default="the size's number of seeds")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: results/neural/<size>)")
     parser.add_argument("--device", default="cpu",
                         help="torch device: cpu (default), cuda, cuda:1, mps")
@@ -77,7 +81,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "folder (holding ParlAI's train_self_original.txt)")
     parser.add_argument("--model-dir", metavar="PATH", default=None,
                         help="local roberta-base folder (config, weights, tokenizer files)")
-    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=None,
+    parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=None, metavar="N",
                         help="worker processes (default: on CPU one per CPU, at most one per "
                              "unit of work; on a GPU 1)")
     parser.add_argument("--threads", type=int_at_least(1, "--threads"), default=None,
@@ -90,12 +94,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="on CUDA, run every step eagerly instead of replaying CUDA graphs")
     parser.add_argument("--progress", action="store_true",
                         help="show progress bars (default: when stderr is a terminal)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (the run's counts and table, the summary "
+                             "rows) instead of text")
     parser.set_defaults(func=run_neural)
     return parser
 
 
 def _error(message: str) -> int:
-    print(f"lowrank-theory neural: {message}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)  # as reproduce words its usage errors
     return 2
 
 
@@ -132,11 +139,7 @@ def run_neural(args: argparse.Namespace) -> int:
         device = check_device(args.device)
     except ValueError as exc:
         return _error(f"bad --device {args.device!r}: {exc}")
-    seeds = None
-    if args.seed is not None:
-        seeds = (args.seed,)
-    elif args.seeds is not None:
-        seeds = tuple(range(args.seeds))
+    seeds = selected_seeds(args)
     sweep = preset_sweep(args.experiment, args.size, args.steps_scale, seeds)
     experiment = REGISTRY[args.experiment]
     out = args.out if args.out is not None else Path("results/neural") / args.size
@@ -174,6 +177,14 @@ def run_neural(args: argparse.Namespace) -> int:
     table = pd.read_csv(result.tables[0])
     value, label, by = _SUMMARY[args.experiment]
     summary = summarise(table, value, by=by)
+    if args.json:
+        import json
+
+        rows = summary.rename(columns={"mean": value, "se": f"{value}_se"})
+        print(json.dumps({"experiment": args.experiment, "size": args.size, "out": str(out),
+                          "run": result.to_dict(),
+                          "summary": json.loads(rows.to_json(orient="records"))}, indent=2))
+        return 0
     summary["result"] = [
         f"{m:.4g} +- {s:.2g}" if s == s else f"{m:.4g}"
         for m, s in zip(summary["mean"], summary["se"], strict=True)

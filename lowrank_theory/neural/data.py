@@ -15,6 +15,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+__all__ = [
+    "DataMissingError",
+    "TaskSet",
+    "ShallowTeacher",
+    "shallow_teacher",
+    "PairTasks",
+    "split_pairs",
+    "load_digits_pairs",
+    "CIFAR_MEAN",
+    "CIFAR_STD",
+    "CIFAR_FOLDER",
+    "CIFAR_TRAIN_FILES",
+    "CIFAR_TEST_FILE",
+    "DataFormatError",
+    "read_cifar_batch",
+    "cifar_folder",
+    "read_cifar10",
+    "normalise_cifar",
+    "load_cifar_pairs",
+    "random_crop_flip",
+    "CIFAR_BLACK",
+]
+
 
 class DataMissingError(FileNotFoundError):
     """Data or weights are not where the loader looks; the message says where to put them."""

@@ -27,6 +27,15 @@ from .data import TaskSet
 from .methods import LossFn, task_loss
 from .models import HEAD, seeded
 
+__all__ = [
+    "MODES",
+    "FineTuneResult",
+    "evaluate",
+    "fresh_start",
+    "fine_tune",
+    "summarise",
+]
+
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Fine-tuning modes: a fresh LoRA adapter on the targeted layers, or a fresh last layer.

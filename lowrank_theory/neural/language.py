@@ -30,6 +30,21 @@ import torch
 
 from .data import DataMissingError
 
+__all__ = [
+    "NUM_CANDIDATES",
+    "CONVAI2_FILES",
+    "Example",
+    "Dialogue",
+    "parse_convai2",
+    "persona_groups",
+    "synthetic_dialogues",
+    "word_tokenizer",
+    "tiny_roberta",
+    "load_roberta",
+    "encode",
+    "language_tasks",
+]
+
 #: Candidates per example in ConvAI2.
 NUM_CANDIDATES = 20
 

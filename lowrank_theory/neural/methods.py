@@ -31,6 +31,24 @@ from .adapters import attach_adapters, banks, set_task
 from .data import TaskSet
 from .models import HEAD
 
+__all__ = [
+    "WEIGHT_DECAY",
+    "RetrainResult",
+    "task_loss",
+    "standard_retraining",
+    "lora_ml",
+    "TaskHeads",
+    "select_task",
+    "attach_task_heads",
+    "merge_task_heads",
+    "last_layer_ml",
+    "reptile",
+    "maml_meta_gradient",
+    "maml",
+    "RETRAIN_METHODS",
+    "retrain",
+]
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, ...]
 

@@ -12,6 +12,15 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+__all__ = [
+    "HEAD",
+    "seeded",
+    "ShallowNet",
+    "MixerBlock",
+    "MLPMixer",
+    "CandidateScorer",
+]
+
 #: Attribute name of every model's last linear layer.
 HEAD = "head"
 

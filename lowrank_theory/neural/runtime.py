@@ -22,6 +22,15 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+__all__ = [
+    "GRAPH_CHUNK",
+    "GRAPH_WARMUP",
+    "available_cpus",
+    "cpu_threads",
+    "check_device",
+    "run_steps",
+]
+
 #: Steps captured in one CUDA graph. Longer chunks amortise the replay launch further but
 #: take longer to capture; at 100 a chunk's launch overhead is already below 1% of its work.
 GRAPH_CHUNK = 100

@@ -33,6 +33,17 @@ from .adapters import banks, reset_adapters
 from .models import ShallowNet, seeded
 from .runtime import GRAPH_CHUNK, run_steps
 
+__all__ = [
+    "WEIGHT_DECAY",
+    "ShallowStack",
+    "init_stack",
+    "adapter_start",
+    "StackGradients",
+    "StackTrainResult",
+    "train_stack",
+    "stack_errors",
+]
+
 #: AdamW's default weight decay (``torch.optim.AdamW``), used by the authors' scripts.
 WEIGHT_DECAY = 0.01
 

@@ -28,6 +28,13 @@ from .finetune import FineTuneResult, MetricFn, evaluate, fresh_start
 from .methods import WEIGHT_DECAY, LossFn, select_task
 from .models import HEAD
 
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "stacked_training",
+    "stacked_fine_tune",
+]
+
 #: Optimisers :func:`stacked_training` offers: AdamW (decoupled decay, the default of the
 #: methods) and Adam with an L2 penalty (the authors' vision scripts).
 OPTIMIZERS = ("adamw", "adam")

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
+from lowrank_theory._repr import summary_repr
 from lowrank_theory._validation import as_seed_generator, check_array, check_int
 from lowrank_theory.adaptation import excess_loss
 from lowrank_theory.losses import Source, Statistics, excess_losses, statistics
@@ -230,6 +231,12 @@ class SchemeResult:
     base_preserve_loss: NDArray[np.float64] | None
     n: int | None
     info: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "scheme": self.scheme, "n": self.n, "budget": self.budget, "params": self.params,
+            "loss": self.loss, "forgetting": self.forgetting, "update_rank": self.update_rank,
+            "W": self.W})
 
     @property
     def forgetting(self) -> float | None:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from lowrank_theory import landscape
+from lowrank_theory._repr import summary_repr
 from lowrank_theory.losses import Source, statistics
 from lowrank_theory.tasks import TaskData, TaskFamily
 
@@ -89,6 +90,13 @@ class CheckResult:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
+
+    def __repr__(self) -> str:
+        return summary_repr(type(self).__name__, {
+            "name": self.name, "kind": self.kind, "holds": self.holds,
+            "margin": round(self.margin, 2), "predicted": self.predicted,
+            "measured": self.measured, "tolerance": self.tolerance,
+            "instances": self.instances})
 
     @property
     def proven(self) -> bool:

@@ -9,3 +9,6 @@
 
 Importing this package imports neither torch nor the numerical core.
 """
+
+#: The package itself defines no names; import them from its modules.
+__all__: list[str] = []

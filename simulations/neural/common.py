@@ -8,6 +8,20 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "DATA",
+    "MODEL",
+    "TRAIN",
+    "FINETUNE",
+    "SPLIT",
+    "sub_seed",
+    "compute_context",
+    "provenance",
+    "mse",
+    "bce",
+    "binary_accuracy",
+]
+
 #: Purposes of the derived seeds (fixed numbers, so a result does not depend on call order).
 DATA, MODEL, TRAIN, FINETUNE, SPLIT = 1, 2, 3, 4, 5
 

@@ -28,6 +28,26 @@ from simulations.configs import (
     _check_positive_float,
 )
 
+__all__ = [
+    "PRESETS",
+    "RETRAIN_METHODS",
+    "FINETUNE_MODES",
+    "scaled",
+    "NeuralConfig",
+    "ShallowConfig",
+    "SHALLOW_D_VALUES",
+    "SHALLOW_T_VALUES",
+    "SHALLOW_BASE_D",
+    "SHALLOW_BASE_T",
+    "shallow_sweep",
+    "VisionConfig",
+    "vision_sweep",
+    "LanguageConfig",
+    "language_sweep",
+    "SWEEPS",
+    "preset_sweep",
+]
+
 #: The presets every neural experiment defines.
 PRESETS: tuple[str, ...] = ("cpu", "paper")
 #: Retraining methods the experiments know (the torch backend's dispatcher has the same).

@@ -24,6 +24,11 @@ from simulations.neural.shallow import run_shallow
 from simulations.neural.vision import check_cifar, run_vision
 from simulations.runner import Experiment
 
+__all__ = [
+    "EXPERIMENTS",
+    "check_inputs",
+]
+
 EXPERIMENTS: dict[str, Experiment] = {
     "shallow": Experiment(
         name="neural_shallow",

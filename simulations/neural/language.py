@@ -36,6 +36,13 @@ from simulations.neural.common import (
 )
 from simulations.neural.configs import LanguageConfig
 
+__all__ = [
+    "cross_entropy",
+    "hits_at_1",
+    "tasks_of",
+    "run_language",
+]
+
 
 def cross_entropy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the candidates' scores against the right candidate's index."""

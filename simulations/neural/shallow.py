@@ -44,6 +44,10 @@ from simulations.neural.common import (
 )
 from simulations.neural.configs import ShallowConfig
 
+__all__ = [
+    "run_shallow",
+]
+
 
 def _samples(config: ShallowConfig, seed: int) -> dict[str, torch.Tensor]:
     """One seed's teacher and samples: retraining (T, N), fine-tuning (n) and test (n_test)."""

@@ -41,6 +41,14 @@ from simulations.neural.common import (
 )
 from simulations.neural.configs import VisionConfig
 
+__all__ = [
+    "STACKED",
+    "EVAL_CHUNK",
+    "check_cifar",
+    "load_pairs",
+    "run_vision",
+]
+
 #: Methods trained as one stack over seeds; the others run one model at a time.
 STACKED = ("sr", "lora_ml", "last_layer_ml")
 #: Test images per evaluation chunk.

@@ -1,0 +1,116 @@
+"""Tests of simulations/sweepfile.py: a TOML sweep becomes the Cartesian product of its grid, and
+every mistake is refused with a message that names the key, before anything is run."""
+
+import dataclasses
+import itertools
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from simulations.configs import PhaseConfig, RateConfig, VaryConfig
+from simulations.experiments import EXPERIMENTS
+from simulations.sweepfile import SweepFileError, field_types, load_sweep_file, parse_sweep
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_grid_is_the_cartesian_product_with_defaults_elsewhere():
+    """Fields in the grid take each listed value, the last one fastest; a scalar is one value;
+    every other field keeps the config's default; ``seeds = 3`` means seeds 0, 1, 2."""
+    spec = parse_sweep({"experiment": "phase", "seeds": 3,
+                        "grid": {"d": 6, "T": [2, 3, 4], "k": [1, 2]}})
+    expected = tuple(PhaseConfig(d=6, T=T, k=k) for T, k in itertools.product((2, 3, 4), (1, 2)))
+    assert spec.sweep.configs == expected
+    assert spec.sweep.seeds == (0, 1, 2)
+    assert spec.experiment is EXPERIMENTS["phase"] and spec.options == {}
+    assert all(c.restarts == PhaseConfig().restarts for c in spec.sweep.configs)
+
+
+def test_explicit_seeds_and_tuple_fields():
+    """A list of seeds is kept as given; a tuple field takes a flat list as one value and a
+    list of lists as several."""
+    one = parse_sweep({"experiment": "rate", "seeds": [4, 0], "grid": {"n_grid": [20, 50]}})
+    assert one.sweep.seeds == (4, 0)
+    assert [c.n_grid for c in one.sweep.configs] == [(20, 50)]
+    two = parse_sweep({"experiment": "rate", "seeds": 1,
+                       "grid": {"n_grid": [[20, 50], [100, 200, 400]]}})
+    assert [c.n_grid for c in two.sweep.configs] == [(20, 50), (100, 200, 400)]
+
+
+def test_an_int_for_a_float_field_is_the_float():
+    """``sigma = 1`` builds the config ``sigma=1.0``, with the same hash (and result files)."""
+    spec = parse_sweep({"experiment": "vary", "seeds": 1, "grid": {"sigma": [1, 0.5]}})
+    assert [c.config_hash() for c in spec.sweep.configs] == [
+        VaryConfig(sigma=1.0).config_hash(), VaryConfig(sigma=0.5).config_hash()]
+    assert isinstance(spec.sweep.configs[0].sigma, float)
+
+
+def test_field_types_read_the_config_annotations():
+    types = field_types(RateConfig)
+    assert types["d"] is int and types["sigma"] is float and types["n_grid"] == tuple[int, ...]
+    assert list(types) == [f.name for f in dataclasses.fields(RateConfig)]
+
+
+@pytest.mark.parametrize(("data", "names"), [
+    ({"experiment": "vary", "seeds": 1, "grid": {"solver": "exact"}},
+     ["grid.solver", "VaryConfig", "phase", "landscape"]),          # a field of another experiment
+    ({"experiment": "vary", "seeds": 1, "grid": {"dim": 5}}, ["grid.dim", "d, T, N, n, k"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": 50.0}}, ["grid.d", "integer", "50.0"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": [5, 10.5]}}, ["grid.d[1]", "integer"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": [[5, 10]]}}, ["grid.d", "one int"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": True}}, ["grid.d", "integer"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": []}}, ["grid.d", "no values"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"d": [5, 5]}}, ["grid.d", "twice"]),
+    ({"experiment": "vary", "seeds": 1, "grid": {"sigma": "0.1"}}, ["grid.sigma", "number"]),
+    ({"experiment": "rate", "seeds": 1, "grid": {"n_grid": 100}}, ["grid.n_grid", "tuple field"]),
+    ({"experiment": "rate", "seeds": 1, "grid": {"n_grid": [[20, 50.5]]}},
+     ["grid.n_grid[0][1]", "integer"]),
+    ({"experiment": "schemes", "seeds": 1, "grid": {"population": 1}},
+     ["grid.population", "true or false"]),
+    ({"experiment": "phase", "seeds": 1, "grid": {"d": 3, "k": [1, 5]}},
+     ["grid point d=3, k=5", "k must be <= d"]),
+    ({"experiment": "phase", "seeds": 1, "grid": {"solver": "newton"}}, ["solver", "exact"]),
+    ({"experiment": "phase", "seeds": 1, "grid": [1]}, ["grid must be a table"]),
+    ({"experiment": "nope", "seeds": 1}, ["experiment", "vary, phase, rate, landscape"]),
+    ({"seeds": 1}, ["missing 'experiment'"]),
+    ({"experiment": "phase"}, ["missing 'seeds'"]),
+    ({"experiment": "phase", "seeds": 0}, ["seeds", ">= 1"]),
+    ({"experiment": "phase", "seeds": [1, 1]}, ["seeds", "distinct"]),
+    ({"experiment": "phase", "seeds": [0.5]}, ["seeds[0]", "integer"]),
+    ({"experiment": "phase", "seeds": "all"}, ["seeds", "number of seeds"]),
+    ({"experiment": "phase", "seeds": 1, "grids": {}}, ["unknown key", "grids", "grid"]),
+    ({"experiment": "phase", "seeds": 1, "options": {"device": "cuda"}},
+     ["options.device", "no options"]),
+])
+def test_mistakes_are_refused_naming_the_key(data, names):
+    with pytest.raises(SweepFileError) as exc:
+        parse_sweep(data, source="my.toml")
+    message = str(exc.value)
+    assert message.startswith("my.toml: ")
+    for name in names:
+        assert name in message, (name, message)
+
+
+def test_load_refuses_a_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(SweepFileError, match="cannot read"):
+        load_sweep_file(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('experiment = "phase"\nseeds = [0, 1\n')
+    with pytest.raises(SweepFileError, match="not valid TOML"):
+        load_sweep_file(bad)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_examples_validate(path):
+    """Each example file is a valid sweep whose configs are the product of its grid."""
+    spec = load_sweep_file(path)
+    data = tomllib.loads(path.read_text())
+    sizes = [len(v) if isinstance(v, list) else 1 for v in data["grid"].values()]
+    assert len(spec.sweep.configs) == math.prod(sizes) > 1
+    assert isinstance(spec.sweep.configs[0], spec.experiment.config_type)
+
+
+def test_examples_are_the_ones_the_guide_names():
+    assert {p.name for p in EXAMPLES.glob("*.toml")} == {"recovery_d50.toml", "vary_small.toml"}
