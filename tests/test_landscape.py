@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
 from lowrank_theory import landscape as ls
+from lowrank_theory import stationary as stat
 from lowrank_theory import theorems as th
 from lowrank_theory.lora_ml import _pack, _unpack
 
@@ -130,7 +131,7 @@ def test_asymmetric_symmetry_directions_count():
 @given(task_families(covariance=True))
 def test_truth_is_certified_global_minimum(fam):
     """The ground truth is certified as a global minimum."""
-    cert = ls.certify_stationary_point(fam, fam.A_star, fam.U_star)
+    cert = stat.certify_stationary_point(fam, fam.A_star, fam.U_star)
     assert cert.kind == "global minimum" and cert.stationary
 
 
@@ -141,7 +142,7 @@ def test_zero_adapter_point_is_strict_saddle(fam):
     leave some M_t - mean M with a positive eigenvalue, along which the U_t-curvature
     2 <G_t, dU dU^T> = 4 <mean M - M_t, dU dU^T> is negative."""
     A = lt.standard_retraining(fam)
-    cert = ls.certify_stationary_point(fam, A, np.zeros((fam.T, fam.d, fam.k)))
+    cert = stat.certify_stationary_point(fam, A, np.zeros((fam.T, fam.d, fam.k)))
     assert cert.stationary
     spread = max(np.linalg.eigvalsh(M - fam.offsets.mean(axis=0))[-1] for M in fam.offsets)
     if spread == 0.0 or cert.kind == "global minimum":
@@ -156,7 +157,7 @@ def test_random_point_is_not_stationary():
     """A random point is classified as not stationary."""
     fam = lt.TaskFamily.random(d=4, k=1, T=3, seed=0)
     rng = np.random.default_rng(0)
-    cert = ls.certify_stationary_point(fam, rng.standard_normal((4, 4)), rng.standard_normal((3, 4, 1)))
+    cert = stat.certify_stationary_point(fam, rng.standard_normal((4, 4)), rng.standard_normal((3, 4, 1)))
     assert cert.kind == "not stationary" and not cert.stationary
 
 
@@ -165,10 +166,10 @@ def test_sample_minimum_without_global_value_is_local_minimum():
     caller supplies the value it is compared with."""
     data = lt.TaskFamily.random(d=4, k=1, T=3, seed=0).sample(200, seed=1)
     fit = lt.fit_lora_ml(data, 1, seed=0)
-    A, fac, g = ls.polish_stationary_point(data, fit.A, fit.U)
-    assert ls.certify_stationary_point(data, A, fac[0]).kind == "local minimum"
+    A, fac, g = stat.polish_stationary_point(data, fit.A, fit.U)
+    assert stat.certify_stationary_point(data, A, fac[0]).kind == "local minimum"
     value = lt.lora_ml_objective(data, A, fac[0])
-    assert ls.certify_stationary_point(data, A, fac[0], global_value=value).kind == "global minimum"
+    assert stat.certify_stationary_point(data, A, fac[0], global_value=value).kind == "global minimum"
 
 
 @given(task_families(T=st.integers(1, 4), d=st.integers(2, 5)), seeds)
@@ -177,18 +178,18 @@ def test_polish_returns_to_the_global_minimum(fam, seed):
     rng = np.random.default_rng(seed)
     A0 = fam.A_star + 1e-3 * rng.standard_normal(fam.A_star.shape)
     U0 = fam.U_star + 1e-3 * rng.standard_normal(fam.U_star.shape)
-    A, fac, g = ls.polish_stationary_point(fam, A0, U0)
+    A, fac, g = stat.polish_stationary_point(fam, A0, U0)
     assert g < np.linalg.norm(np.concatenate([x.ravel() for x in lt.lora_ml_gradient(fam, A0, U0)]))
     # With kT > d the zero set is a manifold with flat directions and Newton converges only
     # linearly along them; the certificate's tolerances are what "global" means.
-    assert ls.certify_stationary_point(fam, A, fac[0]).kind == "global minimum"
+    assert stat.certify_stationary_point(fam, A, fac[0]).kind == "global minimum"
 
 
 @given(task_families(T=st.just(2), d=st.integers(2, 4)), seeds)
 def test_found_stationary_points_are_stationary(fam, seed):
     """Every point returned by find_stationary_points has a gradient below tolerance."""
-    for A, U in ls.find_stationary_points(fam, fam.k, n_starts=2, seed=seed):
-        assert ls.certify_stationary_point(fam, A, U).stationary
+    for A, U in stat.find_stationary_points(fam, fam.k, n_starts=2, seed=seed):
+        assert stat.certify_stationary_point(fam, A, U).stationary
 
 
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3), st.integers(1, 2), seeds)

@@ -12,7 +12,7 @@ from strategies import samples, seeds, task_families
 from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
-from lowrank_theory import landscape, relaxation
+from lowrank_theory import landscape, relaxation, stationary
 from lowrank_theory import theorems as th
 from lowrank_theory.theorems import checks, constructions, empirical, result
 
@@ -183,7 +183,7 @@ def test_t3_global_minima_recover_truth(fam, seed):
     and from random starts) has A^ = A* and U^_t U^_t^T = U*_t U*_t^T; any other end point is a
     certified non-global stationary point, never a zero-loss point elsewhere."""
     fit = lt.fit_lora_ml(fam, fam.k, seed=seed)
-    A, fac, _ = landscape.polish_stationary_point(fam, fit.A, fit.U)
+    A, fac, _ = stationary.polish_stationary_point(fam, fit.A, fit.U)
     candidates = [(A, fac[0])]
     minima, _ = th.global_minima_from_random_starts(fam, fam.k, 1, seed)
     tol = result.objective_tolerance(fam)
@@ -191,7 +191,7 @@ def test_t3_global_minima_recover_truth(fam, seed):
         if lt.lora_ml_objective(fam, A, U) <= tol:
             _assert_holds(th.check_exact_recovery(fam, A, U))
         else:
-            assert landscape.certify_stationary_point(fam, A, U).kind != "global minimum"
+            assert stationary.certify_stationary_point(fam, A, U).kind != "global minimum"
 
 
 @given(st.floats(0.05, 0.7))
@@ -289,7 +289,7 @@ def test_t2_stationary_points_are_global_or_strict_saddles(fam, seed):
     from 0): as two offsets approach each other the saddles' negative curvature shrinks to 0
     continuously, below what a numerical certificate can resolve."""
     points = th.structured_stationary_points(fam, fam.k)
-    points += landscape.find_stationary_points(fam, fam.k, n_starts=2, seed=seed)
+    points += stationary.find_stationary_points(fam, fam.k, n_starts=2, seed=seed)
     _assert_holds(th.check_strict_saddle(fam, points))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
-from lowrank_theory import landscape
+from lowrank_theory import landscape, stationary
 from lowrank_theory._validation import as_seed_generator, check_array, check_int
 from lowrank_theory.adaptation import fine_tune
 from lowrank_theory.lora_ml import lora_ml_gradient, lora_ml_objective
@@ -260,7 +260,7 @@ def check_zero_global_t1(family: TaskFamily, A: ArrayLike | None = None) -> Chec
         raise ValueError(f"this is the T = 1 claim, got T={family.T} (see check_zero_saddle).")
     A = _base(family, A, "A")
     U = np.zeros((1, family.d, 1))
-    cert = landscape.certify_stationary_point(family, A, U)
+    cert = stationary.certify_stationary_point(family, A, U)
     tol = objective_tolerance(family)
     return make_result(
         "zero-t1-global", "T = 1: (A_SR, U = 0) is a global minimum (zero loss)", "project (sec. 9)",
@@ -431,7 +431,7 @@ def check_strict_saddle(
 ) -> CheckResult:
     """T = 2: every stationary point that is not a global minimum has negative curvature (Theorem 4).
 
-    Each point is classified by :func:`~lowrank_theory.landscape.certify_stationary_point`;
+    Each point is classified by :func:`~lowrank_theory.stationary.certify_stationary_point`;
     non-stationary points are skipped. The claim fails on a stationary point that is neither
     a global minimum nor a strict saddle, and -- so that it cannot pass vacuously -- when fewer
     than ``min_nonglobal`` non-global stationary points were examined (docs/theory.md 7.2).
@@ -455,7 +455,7 @@ def check_strict_saddle(
     min_nonglobal = check_int(min_nonglobal, "min_nonglobal", minimum=0)
     worst, n_stat, n_saddle, n_global, bad = -np.inf, 0, 0, 0, []
     for A, U in points:
-        cert = landscape.certify_stationary_point(family, A, U)
+        cert = stationary.certify_stationary_point(family, A, U)
         if cert.kind == "not stationary":
             continue
         n_stat += 1
@@ -585,7 +585,7 @@ def check_spurious_minimum(family: TaskFamily, A: ArrayLike, U: ArrayLike) -> Ch
         gives the gradient norm and the excess objective.
     """
     family = _check_family(family)
-    cert = landscape.certify_stationary_point(family, A, U)
+    cert = stationary.certify_stationary_point(family, A, U)
     rel = cert.min_eigenvalue_modulo_symmetry / max(cert.hessian_norm, 1e-300)
     ok = cert.kind == "spurious local minimum"
     m = margin(CURVATURE_RTOL, rel) if rel > 0 else -MARGIN_CAP

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
-from lowrank_theory import landscape
+from lowrank_theory import stationary
 from lowrank_theory._validation import as_seed_generator, check_array, check_float, check_int
 from lowrank_theory.adapters import SymmetricAdapter
 from lowrank_theory.lora_ml import fit_lora_ml, lora_ml_objective
@@ -247,7 +247,7 @@ def global_minima_from_random_starts(
         A0 = rng.standard_normal((d, d))
         U0 = rng.standard_normal((T, d, rank))
         fit = fit_lora_ml(family, rank, method="lbfgs", A0=A0, U0=U0, max_iter=max_iter)
-        A, fac, _ = landscape.polish_stationary_point(family, fit.A, fit.U)
+        A, fac, _ = stationary.polish_stationary_point(family, fit.A, fit.U)
         if lora_ml_objective(family, A, fac[0]) <= tol:
             minima.append((A, fac[0]))
         else:
@@ -278,7 +278,7 @@ def structured_stationary_points(
         U0[s] = 0.0
         A0 = rng.standard_normal((d, d))
         fit = fit_lora_ml(family, rank, method="lbfgs", A0=A0, U0=U0, max_iter=3000)
-        A, fac, _ = landscape.polish_stationary_point(family, fit.A, fit.U)
+        A, fac, _ = stationary.polish_stationary_point(family, fit.A, fit.U)
         points.append((A, fac[0]))
     return points
 
@@ -310,8 +310,8 @@ def find_spurious_minimum(
         fit = fit_lora_ml(family, rank, method="lbfgs", A0=A0, U0=U0, max_iter=3000)
         if fit.objective <= tol:
             continue
-        A, fac, _ = landscape.polish_stationary_point(family, fit.A, fit.U)
-        cert = landscape.certify_stationary_point(family, A, fac[0])
+        A, fac, _ = stationary.polish_stationary_point(family, fit.A, fit.U)
+        cert = stationary.certify_stationary_point(family, A, fac[0])
         if cert.kind == "spurious local minimum":
             return A, fac[0]
     return None

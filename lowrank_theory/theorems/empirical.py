@@ -21,7 +21,7 @@ import scipy.linalg
 import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
-from lowrank_theory import landscape
+from lowrank_theory import stationary
 from lowrank_theory._validation import as_seed_generator, check_choice, check_int
 from lowrank_theory.adapters import SymmetricAdapter
 from lowrank_theory.lora_ml import (
@@ -148,7 +148,7 @@ def recovery_outcome(
     family = _check_family(family)
     rng = as_seed_generator(seed)
     d, T, k = family.d, family.T, family.k
-    tol = ZERO_LOSS_RTOL * landscape.problem_scales(statistics(family))[1]
+    tol = ZERO_LOSS_RTOL * stationary.problem_scales(statistics(family))[1]
     fits = [fit_lora_ml(family, k, seed=rng)]
     for _ in range(check_int(n_starts, "n_starts", minimum=0)):
         A0, U0 = rng.standard_normal((d, d)), rng.standard_normal((T, d, k))
@@ -261,8 +261,8 @@ def _stack_statistics(stats: Sequence[Statistics], repeats: int) -> Statistics:
 
 def _certified_end(family: TaskFamily, A: NDArray, U: NDArray) -> tuple[str, NDArray]:
     """Newton-polish ``(A, U)`` and certify the stationary point reached."""
-    A_p, fac, _ = landscape.polish_stationary_point(family, A, U)
-    return landscape.certify_stationary_point(family, A_p, fac[0]).kind, A_p
+    A_p, fac, _ = stationary.polish_stationary_point(family, A, U)
+    return stationary.certify_stationary_point(family, A_p, fac[0]).kind, A_p
 
 
 def _classify_run(family: TaskFamily, A: NDArray, U: NDArray) -> str:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from lowrank_theory import landscape
+from lowrank_theory import landscape, stationary
 from lowrank_theory._validation import check_int
 from lowrank_theory.lora_ml import fit_lora_ml, lora_ml_objective
 from lowrank_theory.retraining import standard_retraining
@@ -237,7 +237,7 @@ def _run_recovery(rng, s):
         fam = draw_family(rng, s, i, d=k * T + int(rng.integers(0, 3)), k=k, T=T)
         tol = objective_tolerance(fam)
         fit = fit_lora_ml(fam, k, seed=rng)  # exact solver: from the SR start
-        A, fac, _ = landscape.polish_stationary_point(fam, fit.A, fit.U)
+        A, fac, _ = stationary.polish_stationary_point(fam, fit.A, fit.U)
         minima, n_other = global_minima_from_random_starts(fam, k, s.starts, rng)
         other += n_other
         if lora_ml_objective(fam, A, fac[0]) <= tol:
@@ -289,7 +289,7 @@ def _run_strict_saddle(rng, s):
         d, k = (s.d[0], s.k[0]) if i % 2 == 0 else (s.d[1], s.k[1])
         fam = draw_family(rng, s, i, d=d, k=k)
         points = structured_stationary_points(fam, k)
-        points += landscape.find_stationary_points(fam, k, n_starts=s.starts, seed=rng)
+        points += stationary.find_stationary_points(fam, k, n_starts=s.starts, seed=rng)
         out.append(ck.check_strict_saddle(fam, points))
     return aggregate(out)
 

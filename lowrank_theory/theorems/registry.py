@@ -173,7 +173,7 @@ _SPECS = (
               "7.2", 12, InstanceSettings(RANDOM, (3, 4), (1, 2), (2, 2), 4, starts=6,
                                notes="(d, k) alternates (3, 1), (4, 2); (A_SR, 0) and U_s = 0 faces "
                                "plus zeros of |grad F|^2 from 6 starts"),
-              "landscape.find_stationary_points, polished; dense Hessian",
+              "stationary.find_stationary_points, polished; dense Hessian",
               "< 0 (lambda_min(H)/|H|)", "largest lambda_min(H)/|H| over non-global points",
               "T = 3 instance with a spurious minimum"),
     _spec("t2-gradient-global", "theorem", "T = 2: random starts reach a global minimum", "7.2",

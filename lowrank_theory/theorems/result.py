@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from lowrank_theory import landscape
+from lowrank_theory import stationary
 from lowrank_theory._repr import summary_repr
 from lowrank_theory.losses import Source, statistics
 from lowrank_theory.tasks import TaskData, TaskFamily
@@ -158,13 +158,13 @@ def problem_scale(family: TaskFamily) -> float:
 
 def objective_tolerance(source: Source) -> float:
     """Objective below which a point counts as a global minimum of the population objective."""
-    _, value_scale = landscape.problem_scales(statistics(source))
-    return landscape.VALUE_RTOL * value_scale
+    _, value_scale = stationary.problem_scales(statistics(source))
+    return stationary.VALUE_RTOL * value_scale
 
 
 def relative_gradient_norm(source: Source, gradient: Sequence[np.ndarray]) -> float:
-    """``||grad F|| / gradient_scale`` (:func:`lowrank_theory.landscape.problem_scales`)."""
-    grad_scale, _ = landscape.problem_scales(statistics(source))
+    """``||grad F|| / gradient_scale`` (:func:`lowrank_theory.stationary.problem_scales`)."""
+    grad_scale, _ = stationary.problem_scales(statistics(source))
     return float(np.sqrt(sum(np.sum(g**2) for g in gradient))) / grad_scale
 
 
