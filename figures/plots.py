@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from figures.style import REFERENCE_COLOR, SEQUENTIAL_CMAP, house_style, method_style
+from figures.style import OKABE_ITO, REFERENCE_COLOR, SEQUENTIAL_CMAP, house_style, method_style
 from simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "vary_panel_rows",
     "plot_vary",
     "plot_vary_quirks",
+    "kt_equals_d_steps",
     "plot_phase",
     "plot_rate",
     "plot_landscape",
@@ -275,6 +276,29 @@ def plot_vary_quirks(table: pd.DataFrame, param: str = "T", quantity: str = "ins
     return fig
 
 
+def kt_equals_d_steps(Ts: np.ndarray, ratios: np.ndarray) -> tuple[list[float], list[float]]:
+    """The boundary ``kT = d`` on the phase grid, as a staircase in cell coordinates.
+
+    In row ``i`` (rank ratio ``k/d = ratios[i]``) the cells with ``kT <= d``, i.e.
+    ``T <= d/k``, lie left of the boundary; it runs along the right edge of the last such
+    column of the (sorted) ``Ts`` (``-0.5`` when there is none). Returns the vertices
+    ``(xs, ys)`` of a vertical segment per row joined by horizontal steps.
+
+    Examples
+    --------
+    >>> kt_equals_d_steps(np.array([1, 2, 3, 4]), np.array([0.25, 0.5]))
+    ([3.5, 3.5, 1.5, 1.5], [-0.5, 0.5, 0.5, 1.5])
+    """
+    Ts = np.asarray(Ts, dtype=float)
+    xs, ys = [], []
+    for i, ratio in enumerate(ratios):
+        # A small slack so that T = d/k exactly (kT = d) counts as independent-possible.
+        x = float(np.count_nonzero(Ts <= 1.0 / ratio + 1e-9)) - 0.5
+        xs += [x, x]
+        ys += [i - 0.5, i + 0.5]
+    return xs, ys
+
+
 def plot_phase(table: pd.DataFrame):
     """Recovery phase diagram: median relative ``||A^ - A*||_F`` over ``T`` and ``k/d``.
 
@@ -316,6 +340,12 @@ def plot_phase(table: pd.DataFrame):
         ax.set_xticks(range(len(Ts)), [str(t) for t in Ts])
         ax.set_yticks(range(len(ratios)), [f"{r:.2g}" for r in ratios])
         ax.grid(False)
+        # kT <= d left of the line: the kT offset columns can be independent (the sufficient
+        # condition of Theorem 3); cells right of it that recover show it is not necessary.
+        xs, ys = kt_equals_d_steps(Ts, ratios)
+        ax.plot(xs, ys, color=OKABE_ITO["reddish_purple"], linewidth=2.0, linestyle="--",
+                label="kT = d (kT <= d to its left)")
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
         ax.set_xlabel("retraining tasks T")
         ax.set_ylabel("rank ratio k/d")
         d_values = sorted(table["d"].unique())

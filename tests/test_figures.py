@@ -160,6 +160,24 @@ def test_phase_figure_is_a_log_heatmap_over_T_and_k_over_d():
     assert "100%" in " ".join(texts) and "0%" in " ".join(texts)
 
 
+def test_phase_figure_draws_kT_equals_d_between_the_right_cells():
+    """The kT = d line runs along the right edge of the last column with k T <= d in each row
+    (counted here by brute force over the table's cells); a line drawn through the column
+    centres, or at d/k itself, is a different staircase."""
+    table = phase_table()
+    fig = plot_phase(table)
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("kT = d"))
+    ratios = sorted((table["k"] / table["d"]).unique())
+    Ts = sorted(table["T"].unique())
+    expected = []
+    for ratio in ratios:
+        k, d = ratio * 8, 8
+        last = max((j for j, T in enumerate(Ts) if k * T <= d), default=-1)
+        expected += [last + 0.5, last + 0.5]
+    np.testing.assert_array_equal(line.get_xdata(), expected)
+    assert expected != [8 / (r * 8) - 1 for r in ratios for _ in (0, 1)]  # control: T = d/k
+
+
 def test_rate_figure_is_log_log_with_reference_line():
     fig = plot_rate(rate_table())
     ax = fig.axes[0]
