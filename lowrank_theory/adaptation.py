@@ -24,7 +24,7 @@ from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, stat
 from lowrank_theory.paper_protocol import CONVENTIONS
 from lowrank_theory.tasks import TaskFamily
 
-__all__ = ["FineTuneResult", "fine_tune", "excess_loss", "FINE_TUNE_METHODS"]
+__all__ = ["FineTuneResult", "fine_tune", "excess_loss", "check_new_task", "FINE_TUNE_METHODS"]
 
 #: Fine-tuning solvers.
 FINE_TUNE_METHODS = ("exact", "gd")
@@ -161,6 +161,27 @@ def _reduced_rank_regression(stats: Statistics, A: NDArray, rank: int) -> Factor
     return AsymmetricAdapter(rank).project(D)
 
 
+def check_new_task(task: object, name: str = "task") -> TaskFamily:
+    """Return ``task`` if it is a one-task :class:`TaskFamily` (the new task), else raise.
+
+    Raises
+    ------
+    TypeError
+        If ``task`` is not a TaskFamily.
+    ValueError
+        If it holds more than one task.
+    """
+    if not isinstance(task, TaskFamily):
+        raise TypeError(
+            f"{name} must be a TaskFamily (use fam.new_task()), got {type(task).__name__}."
+        )
+    if task.T != 1:
+        raise ValueError(
+            f"{name} must hold exactly one task (T=1), got T={task.T}; use fam.new_task()."
+        )
+    return task
+
+
 def fine_tune(
     A: ArrayLike | LoRAMLResult,
     task: TaskFamily,
@@ -237,14 +258,7 @@ def fine_tune(
     >>> fine_tune(fam.A_star, new, rank=1).loss < 1e-20
     True
     """
-    if not isinstance(task, TaskFamily):
-        raise TypeError(
-            f"task must be a TaskFamily (use fam.new_task()), got {type(task).__name__}."
-        )
-    if task.T != 1:
-        raise ValueError(
-            f"task must hold exactly one task (T=1), got T={task.T}; use fam.new_task()."
-        )
+    check_new_task(task)
     d = task.d
     if isinstance(A, LoRAMLResult):
         A = A.A

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._repr import summary_repr
 from lowrank_theory._validation import as_seed_generator, check_array, check_int
-from lowrank_theory.adaptation import excess_loss
+from lowrank_theory.adaptation import check_new_task, excess_loss
 from lowrank_theory.losses import Source, Statistics, excess_losses, statistics
 from lowrank_theory.metrics import numerical_rank
 from lowrank_theory.tasks import TaskData, TaskFamily
@@ -251,18 +251,6 @@ class SchemeResult:
         return numerical_rank(self.delta, rtol=UPDATE_RANK_RTOL)
 
 
-def _check_task(task: Any) -> TaskFamily:
-    if not isinstance(task, TaskFamily):
-        raise TypeError(
-            f"task must be a TaskFamily (use fam.new_task()), got {type(task).__name__}."
-        )
-    if task.T != 1:
-        raise ValueError(
-            f"task must hold exactly one task (T=1), got T={task.T}; use fam.new_task()."
-        )
-    return task
-
-
 def _as_seed(seed: int | np.random.Generator | None) -> int:
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
         as_seed_generator(seed)  # validates the sign
@@ -337,7 +325,7 @@ class AdaptationScheme(ABC):
             A task that is not a one-task TaskFamily, a base of the wrong shape, a budget
             below :meth:`min_budget`, ``n < 1``, a ``preserve`` of another dimension.
         """
-        task = _check_task(task)
+        task = check_new_task(task)
         d = task.d
         A = check_array(base, "base", (d, d))
         budget = check_int(budget, "budget")
