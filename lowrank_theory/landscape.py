@@ -29,14 +29,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._validation import as_seed_generator, check_array
 from lowrank_theory.adapters import Adapter, Factors
-from lowrank_theory.lora_ml import (
-    _check_point,
-    _pack,
-    _unpack,
+from lowrank_theory.losses import Source, Statistics, loss_gradient, statistics
+from lowrank_theory.objective import (
+    check_point,
     lora_ml_gradient,
     lora_ml_objective,
+    pack,
+    unpack,
 )
-from lowrank_theory.losses import Source, Statistics, loss_gradient, statistics
 
 __all__ = [
     "Curvature",
@@ -67,12 +67,12 @@ LANCZOS_EIGENPAIRS = 6
 # --------------------------------------------------------------------------- packing
 def _pack_blocks(blocks: tuple[NDArray, ...]) -> NDArray[np.float64]:
     """Pack ``(A, *factors)`` blocks (a gradient or a Hessian-vector product) into one vector."""
-    return _pack(blocks[0], tuple(blocks[1:]))
+    return pack(blocks[0], tuple(blocks[1:]))
 
 
 def _unpack_point(x: NDArray, shape: tuple[int, int, int], n_factors: int):
     """``(A, factors)`` from a packed vector; ``shape`` is a factor's ``(T, d, r)``."""
-    return _unpack(x, shape[1], shape, n_factors, with_A=True)
+    return unpack(x, shape[1], shape, n_factors, with_A=True)
 
 
 @functools.lru_cache(maxsize=32)
@@ -94,12 +94,12 @@ def _coordinate_directions(shape: tuple[int, int, int], n_factors: int):
 def _pack_columns(blocks: tuple[NDArray, ...]) -> NDArray[np.float64]:
     """Pack blocks with a leading batch axis of size m into the columns of a (p, m) matrix.
 
-    Moving the batch axis last makes the solvers' ``_pack`` (which ravels each block in
+    Moving the batch axis last makes the solvers' ``pack`` (which ravels each block in
     row-major order) lay coordinate ``i`` of item ``j`` at ``i * m + j``.
     """
     m = blocks[0].shape[0]
     moved = [np.moveaxis(b, 0, -1) for b in blocks]
-    return _pack(moved[0], tuple(moved[1:])).reshape(-1, m)
+    return pack(moved[0], tuple(moved[1:])).reshape(-1, m)
 
 
 # --------------------------------------------------------------------------- Hessian
@@ -197,7 +197,7 @@ def lora_ml_hvp(
     """
     if (V is None) != (dV is None):
         raise ValueError("give both V and dV (asymmetric adapter) or neither (symmetric).")
-    A, factors, adapter = _check_point(source, A, U, V)
+    A, factors, adapter = check_point(source, A, U, V)
     dA = check_array(dA, "dA", A.shape)
     dfactors = (check_array(dU, "dU", factors[0].shape),)
     if V is not None:
@@ -237,7 +237,7 @@ def lora_ml_hessian(
     Column ``j`` is :func:`lora_ml_hvp` applied to the ``j``-th unit vector; all columns are
     computed in one broadcast call, costing ``O(p T d^3)``.
     """
-    A, factors, adapter = _check_point(source, A, U, V)
+    A, factors, adapter = check_point(source, A, U, V)
     return _dense_hessian(statistics(source), adapter, A, factors)
 
 
@@ -288,7 +288,7 @@ def symmetry_directions(A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None) 
             dfac[0][t] = factors[0][t] @ X
             if V is not None:
                 dfac[1][t] = -factors[1][t] @ X.T
-            cols.append(_pack(np.zeros((d, d)), tuple(dfac)))
+            cols.append(pack(np.zeros((d, d)), tuple(dfac)))
     if not cols:
         return np.zeros((p, 0))
     return scipy.linalg.orth(np.stack(cols, axis=1))
@@ -365,7 +365,7 @@ def hessian_min_eigenvalue(
     """
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got {method!r}.")
-    A, factors, adapter = _check_point(source, A, U, V)
+    A, factors, adapter = check_point(source, A, U, V)
     stats = statistics(source)
     T, d, r = factors[0].shape
     p = d * d + len(factors) * T * d * r
@@ -460,10 +460,10 @@ def taylor_remainder_slopes(
     gradient with :func:`~lowrank_theory.lora_ml.lora_ml_gradient`, independently of the
     Hessian-vector product under test.
     """
-    A, factors, _ = _check_point(source, A, U, V)
+    A, factors, _ = check_point(source, A, U, V)
     hvp = lora_ml_hvp if hvp is None else hvp
     rng = as_seed_generator(seed)
-    x = _pack(A, factors)
+    x = pack(A, factors)
     v = rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
     scale = max(1.0, float(np.linalg.norm(x)) / np.sqrt(x.size))

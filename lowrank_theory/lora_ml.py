@@ -29,9 +29,7 @@ from lowrank_theory._validation import (
 )
 from lowrank_theory.adapters import (
     Adapter,
-    AsymmetricAdapter,
     Factors,
-    SymmetricAdapter,
     as_adapter,
 )
 from lowrank_theory.losses import (
@@ -39,8 +37,16 @@ from lowrank_theory.losses import (
     Statistics,
     loss_gradient,
     statistics,
-    summed_excess_loss,
     task_losses,
+)
+from lowrank_theory.objective import (
+    check_source,
+    lora_ml_gradient,
+    lora_ml_objective,
+    pack,
+    stationarity,
+    summed_objective,
+    unpack,
 )
 from lowrank_theory.paper_protocol import (
     CONVENTIONS,
@@ -153,161 +159,7 @@ class LoRAMLResult:
         return self.adapter.delta(self.factors)
 
 
-# --------------------------------------------------------------------------- validation
-def _check_source(source: Source) -> None:
-    if not isinstance(source, (TaskFamily, TaskData)):
-        raise TypeError(
-            "source must be a TaskFamily (population) or TaskData (sample), "
-            f"got {type(source).__name__}."
-        )
-
-
-def _check_point(
-    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None
-) -> tuple[NDArray[np.float64], Factors, Adapter]:
-    _check_source(source)
-    T, d = source.T, source.d
-    A = check_array(A, "A", (d, d))
-    U = check_array(U, "U", (T, d, None))
-    if V is None:
-        return A, (U,), SymmetricAdapter(U.shape[2])
-    V = check_array(V, "V", U.shape)
-    return A, (U, V), AsymmetricAdapter(U.shape[2])
-
-
-# --------------------------------------------------------------------------- objective
-def _objective(stats: Statistics, A: NDArray, delta: NDArray) -> float:
-    return float(summed_excess_loss(stats, A + delta))
-
-
-def _isotropic_residual(fam: TaskFamily, A: NDArray, factors: Factors, t: int) -> NDArray:
-    # One task's residual W_t - W*_t at a time: memory O(d^2) however large T is.
-    Ut = fam.U_star[t]
-    delta = factors[0][t] @ factors[-1][t].T
-    return (A - fam.A_star) + delta - Ut @ Ut.T
-
-
-def lora_ml_objective(
-    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
-) -> float:
-    """LoRA-ML objective of a base and per-task adapters.
-
-    Parameters
-    ----------
-    source : TaskFamily or TaskData
-        Population or sample.
-    A : array_like of shape (d, d)
-        Base.
-    U : array_like of shape (T, d, r)
-        Adapter factors.
-    V : array_like of shape (T, d, r), optional
-        Right factors: given, the adapter is asymmetric ``U_t V_t^T``; else ``U_t U_t^T``.
-
-    Returns
-    -------
-    float
-        Population: the excess loss ``sum_t ||(A + Delta_t - W*_t) Sigma_t^{1/2}||_F^2``
-        (zero at the ground truth). Sample: ``sum_t (1/N) sum_i ||y_ti - (A + Delta_t) x_ti||^2``.
-
-    Examples
-    --------
-    >>> from lowrank_theory import TaskFamily
-    >>> fam = TaskFamily.random(d=6, k=2, T=3, seed=0)
-    >>> lora_ml_objective(fam, fam.A_star, fam.U_star)
-    0.0
-    """
-    A, factors, adapter = _check_point(source, A, U, V)
-    if isinstance(source, TaskFamily) and source.isotropic:
-        return float(
-            sum(np.sum(_isotropic_residual(source, A, factors, t) ** 2) for t in range(source.T))
-        )
-    return _objective(statistics(source), A, adapter.delta(factors))
-
-
-def lora_ml_gradient(
-    source: Source, A: ArrayLike, U: ArrayLike, V: ArrayLike | None = None
-) -> tuple[NDArray[np.float64], ...]:
-    """Exact gradient of :func:`lora_ml_objective`.
-
-    Returns
-    -------
-    gA : ndarray of shape (d, d)
-        ``sum_t G_t`` with ``G_t = dL_t/dW_t = 2 (W_t Sxx_t - Syx_t)``.
-    gU : ndarray of shape (T, d, r)
-        ``(G_t + G_t^T) U_t`` (symmetric) or ``G_t V_t`` (asymmetric).
-    gV : ndarray of shape (T, d, r)
-        ``G_t^T U_t``; returned only when ``V`` is given.
-    """
-    A, factors, adapter = _check_point(source, A, U, V)
-    if isinstance(source, TaskFamily) and source.isotropic:
-        gA = np.zeros_like(A)
-        grads = tuple(np.empty_like(f) for f in factors)
-        for t in range(source.T):
-            G = 2.0 * _isotropic_residual(source, A, factors, t)
-            gA += G
-            for g, gt in zip(grads, adapter.factor_gradients(tuple(f[t] for f in factors), G)):
-                g[t] = gt
-        return (gA, *grads)
-    stats = statistics(source)
-    G = loss_gradient(stats, A + adapter.delta(factors))
-    return (G.sum(axis=0), *adapter.factor_gradients(factors, G))
-
-
 # --------------------------------------------------------------------------- solvers
-def _pack(A: NDArray | None, factors: Factors) -> NDArray:
-    parts = ([] if A is None else [A.ravel()]) + [f.ravel() for f in factors]
-    return np.concatenate(parts)
-
-
-def _unpack(x: NDArray, d: int, shape: tuple[int, ...], n_factors: int, with_A: bool):
-    offset = d * d if with_A else 0
-    A = x[:offset].reshape(d, d) if with_A else None
-    size = int(np.prod(shape))
-    factors = tuple(
-        x[offset + i * size : offset + (i + 1) * size].reshape(shape) for i in range(n_factors)
-    )
-    return A, factors
-
-
-def stationarity(
-    stats: Statistics, adapter: Adapter, A: NDArray[np.float64], factors: Factors
-) -> tuple[float, float]:
-    """Gradient norm of the LoRA-ML objective and its size relative to its terms.
-
-    Parameters
-    ----------
-    stats : Statistics
-        Statistics of shape (T, d, d).
-    adapter : Adapter
-    A : ndarray of shape (d, d)
-    factors : tuple of ndarray of shape (T, d, r)
-
-    Returns
-    -------
-    grad_norm : float
-        ``||(sum_t G_t, dF/dU[, dF/dV])||`` with ``G_t = 2 (W_t Sxx_t - Syx_t)``.
-    relative : float
-        ``grad_norm / (2 ||(W_t Sxx_t, Syx_t)_t|| max(1, ||factors||))``: the gradient
-        against the terms that cancel in it, times the factor norm that the chain rule
-        multiplies them by. Invariant to rescaling the outputs, and at round-off level
-        (about 1e-16 times the number of terms) at an exact stationary point.
-    """
-    W = A + adapter.delta(factors)
-    WS = W if stats.identity_inputs else W @ stats.Sxx
-    G = loss_gradient(stats, W)
-    grads = (G.sum(axis=0), *adapter.factor_gradients(factors, G))
-    grad_norm = float(np.sqrt(sum(np.sum(g**2) for g in grads)))
-    factor_norm = float(np.sqrt(sum(np.sum(f**2) for f in factors)))
-    terms = float(np.sqrt(np.sum(WS**2) + np.sum(stats.Syx**2)))
-    scale = 2.0 * terms * max(1.0, factor_norm)
-    return grad_norm, (grad_norm / scale if scale > 0 else 0.0)
-
-
-def _full_gradient_norm(stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors) -> float:
-    # The gradient norm alone, as lowrank_theory.landscape uses it.
-    return stationarity(stats, adapter, A, factors)[0]
-
-
 def _lbfgs(
     fun: Callable[[NDArray], tuple[float, NDArray]],
     x0: NDArray,
@@ -346,16 +198,16 @@ def _variable_projection(
     d = stats.d
 
     def fun(x: NDArray) -> tuple[float, NDArray]:
-        _, fac = _unpack(x, d, shape, adapter.n_factors, with_A=False)
+        _, fac = unpack(x, d, shape, adapter.n_factors, with_A=False)
         delta = adapter.delta(fac)
         W = base(delta) + delta
         G = loss_gradient(stats, W)
         # Envelope theorem: at the optimal base, dF/dA = 0, so the reduced gradient is the
         # partial gradient in the factors.
-        return _objective(stats, 0.0, W), _pack(None, adapter.factor_gradients(fac, G))
+        return summed_objective(stats, 0.0, W), pack(None, adapter.factor_gradients(fac, G))
 
-    res = _lbfgs(fun, _pack(None, factors), max_iter, ftol_abs, history)
-    _, fac = _unpack(res.x, d, shape, adapter.n_factors, with_A=False)
+    res = _lbfgs(fun, pack(None, factors), max_iter, ftol_abs, history)
+    _, fac = unpack(res.x, d, shape, adapter.n_factors, with_A=False)
     return base(adapter.delta(fac)), fac, res
 
 
@@ -368,13 +220,13 @@ def _joint_lbfgs(
     d = stats.d
 
     def fun(x: NDArray) -> tuple[float, NDArray]:
-        A_, fac = _unpack(x, d, shape, adapter.n_factors, with_A=True)
+        A_, fac = unpack(x, d, shape, adapter.n_factors, with_A=True)
         W = A_ + adapter.delta(fac)
         G = loss_gradient(stats, W)
-        return _objective(stats, 0.0, W), _pack(G.sum(axis=0), adapter.factor_gradients(fac, G))
+        return summed_objective(stats, 0.0, W), pack(G.sum(axis=0), adapter.factor_gradients(fac, G))
 
-    res = _lbfgs(fun, _pack(A, factors), max_iter, ftol_abs, history)
-    A_, fac = _unpack(res.x, d, shape, adapter.n_factors, with_A=True)
+    res = _lbfgs(fun, pack(A, factors), max_iter, ftol_abs, history)
+    A_, fac = unpack(res.x, d, shape, adapter.n_factors, with_A=True)
     return A_, fac, res
 
 
@@ -395,7 +247,7 @@ def _alternating(
         delta = adapter.delta(factors)
         A = base(delta)
         factors = adapter.project(stats.Syx - A)
-        f = _objective(stats, A, adapter.delta(factors))
+        f = summed_objective(stats, A, adapter.delta(factors))
         prev = history[-1]
         history.append(f)
         if f <= ftol_abs or f > ALTERNATING_SLOW_RATIO * prev:
@@ -538,7 +390,7 @@ def fit_lora_ml(
     >>> bool(np.linalg.norm(fit.A - fam.A_star) < 1e-6), fit.converged
     (True, True)
     """
-    _check_source(source)
+    check_source(source)
     check_choice(method, "method", METHODS)
     check_choice(convention, "convention", CONVENTIONS)
     if adapter is None and k is None:
@@ -585,13 +437,13 @@ def fit_lora_ml(
             stats, shift = _centred(stats, W_ls), float(np.sum(task_losses(stats, W_ls)))
         if method == "exact":
             base = BaseStep(stats)
-            history = [_objective(stats, base(adapter.delta(factors)), adapter.delta(factors))]
+            history = [summed_objective(stats, base(adapter.delta(factors)), adapter.delta(factors))]
             A, factors, res = _variable_projection(
                 stats, adapter, factors, budget, _ftol(stats), history
             )
             message = f"variable projection L-BFGS: {res.message}"
         else:
-            history = [_objective(stats, A, adapter.delta(factors))]
+            history = [summed_objective(stats, A, adapter.delta(factors))]
             A, factors, res = _joint_lbfgs(stats, adapter, A, factors, budget, _ftol(stats), history)
             message = f"L-BFGS: {res.message}"
         if isinstance(source, TaskData) and W_ls is not None:
@@ -633,7 +485,7 @@ def _fit_span(source: TaskFamily, adapter: Adapter, max_iter: int | None) -> LoR
     with blas_threads_for(Q.shape[1]):
         b = BaseStep(stats)()  # standard retraining, restricted to span(Q)
         factors = adapter.project(stats.Syx - b)
-        history.append(_objective(stats, b, adapter.delta(factors)))
+        history.append(summed_objective(stats, b, adapter.delta(factors)))
         n_alt_max = ALTERNATING_MAX_ITER if max_iter is None else min(max_iter, ALTERNATING_MAX_ITER)
         b, factors, n_iter = _alternating(stats, adapter, b, n_alt_max, ftol, history)
         message = f"alternating minimisation ({n_iter} it.)"

@@ -28,13 +28,13 @@ from lowrank_theory.landscape import (
     _unpack_point,
     hessian_min_eigenvalue,
 )
-from lowrank_theory.lora_ml import (
-    _check_point,
-    _full_gradient_norm,
-    _pack,
-    lora_ml_objective,
-)
 from lowrank_theory.losses import Source, Statistics, loss_gradient, statistics
+from lowrank_theory.objective import (
+    check_point,
+    full_gradient_norm,
+    lora_ml_objective,
+    pack,
+)
 from lowrank_theory.tasks import TaskData, TaskFamily
 
 __all__ = [
@@ -114,11 +114,11 @@ def polish_stationary_point(
     grad_norm : float
         Final gradient norm.
     """
-    A, factors, adapter = _check_point(source, A, U, V)
+    A, factors, adapter = check_point(source, A, U, V)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     stats = statistics(source)
     shape, n_f = factors[0].shape, len(factors)
-    x = _pack(A, factors)
+    x = pack(A, factors)
     g = _grad_vector(source, A, factors)
     gnorm = float(np.linalg.norm(g))
     for _ in range(max_iter):
@@ -236,7 +236,7 @@ def certify_stationary_point(
     minimum (second-order sufficient condition on the quotient by the symmetry); otherwise
     degenerate. A strict local minimum with a positive excess is a spurious local minimum.
     """
-    A, factors, adapter = _check_point(source, A, U, V)
+    A, factors, adapter = check_point(source, A, U, V)
     stats = statistics(source)
     grad_scale, value_scale = problem_scales(stats)
     if global_value is None and isinstance(source, TaskFamily):
@@ -244,7 +244,7 @@ def certify_stationary_point(
     if global_value is not None:
         global_value = check_float(global_value, "global_value", minimum=-np.inf)
     objective = lora_ml_objective(source, A, *factors)
-    gnorm = _full_gradient_norm(stats, adapter, A, factors)
+    gnorm = full_gradient_norm(stats, adapter, A, factors)
     full = hessian_min_eigenvalue(source, A, *factors, method="dense")
     quotient = hessian_min_eigenvalue(source, A, *factors, method="dense", modulo_symmetry=True)
     grad_tol = GRAD_RTOL * grad_scale
@@ -323,7 +323,7 @@ def find_stationary_points(
             W = A_ + adapter.delta(fac)
             G = loss_gradient(stats, W)
             gA, gU = G.sum(axis=0), adapter.factor_gradients(fac, G)[0]
-            g = _pack(gA, (gU,))
+            g = pack(gA, (gU,))
             Hg = _pack_blocks(_hvp(stats, adapter, A_, fac, gA, (gU,)))
             return 0.5 * float(g @ g), Hg
 

@@ -9,8 +9,8 @@ import importlib
 
 import pytest
 
-CORE = ["tasks", "losses", "adapters", "retraining", "lora_ml", "paper_protocol", "adaptation",
-        "metrics", "_threads"]
+CORE = ["tasks", "losses", "adapters", "retraining", "objective", "lora_ml", "paper_protocol",
+        "adaptation", "metrics", "_threads"]
 
 
 def _examples(module):

@@ -11,7 +11,8 @@ import lowrank_theory as lt
 from lowrank_theory import landscape as ls
 from lowrank_theory import stationary as stat
 from lowrank_theory import theorems as th
-from lowrank_theory.lora_ml import _pack, _unpack
+from lowrank_theory.objective import pack as _pack
+from lowrank_theory.objective import unpack as _unpack
 
 sources = st.one_of(task_families(), task_families(covariance=True), samples())
 

@@ -26,8 +26,8 @@ def test_cpu_threads_sets_and_restores():
         assert torch.get_num_threads() == 1
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads must be >= 1"), cpu_threads(0):
-        pass
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        cpu_threads(0).__enter__()
 
 
 def test_check_device_names_the_problem():
