@@ -49,7 +49,7 @@ figures-readme: $(TORCH_STAMP)
 NEURAL_CPU := results/neural/cpu
 neural: $(TORCH_STAMP)
 	for e in shallow vision language; do $(BIN)/lowrank-theory neural --experiment $$e --size cpu --out $(NEURAL_CPU) || exit 1; done
-	$(BIN)/python -m figures.neural $(NEURAL_CPU)/neural_shallow.csv $(NEURAL_CPU)/neural_vision.csv $(NEURAL_CPU)/neural_language.csv --out results/neural/figures
+	$(BIN)/python -m lowrank_theory.figures.neural $(NEURAL_CPU)/neural_shallow.csv $(NEURAL_CPU)/neural_vision.csv $(NEURAL_CPU)/neural_language.csv --out results/neural/figures
 
 ## make bench-neural: steps/s of the neural backend (batched vs one model, CUDA graphs vs eager)
 bench-neural: $(TORCH_STAMP)

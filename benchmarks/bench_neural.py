@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from lowrank_theory.simulations.neural.configs import ShallowConfig, VisionConfig, shallow_sweep
 from torch.nn import functional as F
 
 from lowrank_theory.neural import methods as M
@@ -34,7 +35,6 @@ from lowrank_theory.neural.models import MLPMixer, ShallowNet, seeded
 from lowrank_theory.neural.runtime import GRAPH_CHUNK, GRAPH_WARMUP, available_cpus, cpu_threads
 from lowrank_theory.neural.shallow import init_stack, train_stack
 from lowrank_theory.neural.stacked import stacked_training
-from simulations.neural.configs import ShallowConfig, VisionConfig, shallow_sweep
 
 SEEDS = 10
 METHODS = 2

@@ -57,7 +57,7 @@ timeout "$SHALLOW_LIMIT" "$PYTHON" -m lowrank_theory neural \
   --progress --out "$OUT/shallow" 2>&1 | tee "$OUT/shallow.log" || status=1
 echo "shallow experiment wall time: $((SECONDS - start)) s" | tee -a "$OUT/shallow.log"
 if [ -f "$OUT/shallow/neural_shallow.csv" ]; then
-  "$PYTHON" -m figures.neural "$OUT/shallow/neural_shallow.csv" --out "$OUT/figures" \
+  "$PYTHON" -m lowrank_theory.figures.neural "$OUT/shallow/neural_shallow.csv" --out "$OUT/figures" \
     2>&1 | tee -a "$OUT/shallow.log" || status=1
 else
   status=1

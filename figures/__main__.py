@@ -1,4 +1,4 @@
-"""``python -m figures [RESULTS] [--out DIR] [--force] [--publish]``: draw figures from tables.
+"""``python -m lowrank_theory.figures [RESULTS] [--out DIR] [--force] [--publish]``: draw figures from tables.
 
 Figures whose table and drawing code are unchanged since they were drawn are kept as they are.
 """
@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from figures.make import FIGURES, GENERATED_DIR, make_figures, publish
+from lowrank_theory.figures.make import FIGURES, GENERATED_DIR, make_figures, publish
 
 
 def main(argv: list[str] | None = None) -> int:
     """Draw the figures that are out of date; return 0, or 1 when no table was found."""
-    parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lowrank_theory.figures", description=__doc__)
     parser.add_argument("results", nargs="?", default="results", help="directory of result tables")
     parser.add_argument("--out", default=None, help="figure directory (default RESULTS/figures)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), metavar="NAME",

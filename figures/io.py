@@ -19,8 +19,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
-
-from simulations.store import read_csv_exact
+from lowrank_theory.simulations.store import read_csv_exact
 
 __all__ = [
     "STRING_COLUMNS",

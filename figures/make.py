@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from figures import plots, schemes
-from figures.io import load_table, locate_table
-from figures.style import FORMATS, save_figure
-from simulations.store import atomic_write_text
+from lowrank_theory.figures import plots, schemes
+from lowrank_theory.figures.io import load_table, locate_table
+from lowrank_theory.figures.style import FORMATS, save_figure
+from lowrank_theory.simulations.store import atomic_write_text
 
 __all__ = [
     "FIGURES",
@@ -63,8 +62,8 @@ GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 PUBLISHED: tuple[str, ...] = ("vary", "vary_paper_quantity", "vary_quirks", "phase_diagram",
                              "adaptation_rate", "landscape", "schemes_budget")
 #: Modules whose source decides what a figure looks like; a change to one redraws the figures.
-DRAWING_MODULES: tuple[str, ...] = ("figures.make", "figures.plots", "figures.schemes",
-                                    "figures.style", "simulations.configs")
+DRAWING_MODULES: tuple[str, ...] = ("lowrank_theory.figures.make", "lowrank_theory.figures.plots", "lowrank_theory.figures.schemes",
+                                    "lowrank_theory.figures.style", "lowrank_theory.simulations.configs")
 #: Name of the record of drawn figures in the figure folder.
 MANIFEST_NAME = "manifest.json"
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m figures.neural results/neural/cpu/neural_shallow.csv --out results/neural/figures
+    python -m lowrank_theory.figures.neural results/neural/cpu/neural_shallow.csv --out results/neural/figures
 
 Each figure is named after its table and preset (``neural_shallow_cpu.png``). Each function
 takes a tidy table and returns a matplotlib Figure; none reruns an experiment.
@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from figures.style import OKABE_ITO, house_style, method_style, save_figure
+from lowrank_theory.figures.style import OKABE_ITO, house_style, method_style, save_figure
 
 __all__ = [
     "METHOD_LABEL",

@@ -1,6 +1,6 @@
 """Figures of the synthetic experiments, each drawn from a result table alone.
 
-Every function takes the tidy table an experiment wrote (see ``simulations.experiments``) and
+Every function takes the tidy table an experiment wrote (see ``lowrank_theory.simulations.experiments``) and
 returns a matplotlib Figure; none reruns a simulation.
 """
 
@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from figures.style import OKABE_ITO, REFERENCE_COLOR, SEQUENTIAL_CMAP, house_style, method_style
-from simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
+from lowrank_theory.figures.style import (
+    OKABE_ITO,
+    REFERENCE_COLOR,
+    SEQUENTIAL_CMAP,
+    house_style,
+    method_style,
+)
+from lowrank_theory.simulations.configs import RECOVERED, VARY_DEFAULTS, VARY_VALUES
 
 __all__ = [
     "LOG_FLOOR",
@@ -106,7 +111,7 @@ def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
     its grid) unless given. Only rows with the given ``authors_quirks`` are kept (when the
     table has that column), and the panel is cut at its sweep's fine-tuning horizon: the
     smallest ``ft_steps`` of the configurations of the sweep (the default point runs the
-    longest of its sweeps, :func:`simulations.configs.vary_configs`, and each panel shows its
+    longest of its sweeps, :func:`lowrank_theory.simulations.configs.vary_configs`, and each panel shows its
     own sweep's count).
     """
     values, table_defaults = vary_axes(table)

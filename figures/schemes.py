@@ -11,9 +11,8 @@ import math
 
 import numpy as np
 import pandas as pd
-
-from figures.plots import LOG_FLOOR, _require
-from figures.style import OKABE_ITO, REFERENCE_COLOR, house_style
+from lowrank_theory.figures.plots import LOG_FLOOR, _require
+from lowrank_theory.figures.style import OKABE_ITO, REFERENCE_COLOR, house_style
 
 __all__ = [
     "scheme_style",

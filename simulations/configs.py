@@ -126,7 +126,7 @@ class VaryConfig(ExperimentConfig):
     """One configuration of the paper's linear "vary" set (docs/theory.md, section 15).
 
     The defaults are the authors' (``linear/run.py`` of github.com/jacob-block/peft-ml) at the
-    default point of the set. The experiment itself is :func:`simulations.vary.run_vary`.
+    default point of the set. The experiment itself is :func:`lowrank_theory.simulations.vary.run_vary`.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 A :class:`Unit` is one config with the seeds one call of an experiment's run function computes.
 An executor's ``imap_unordered(run, units)`` yields ``(index, rows)`` as units finish; the
-runner (:mod:`simulations.runner`) puts the rows back in sweep order. Workers run one BLAS
+runner (:mod:`lowrank_theory.simulations.runner`) puts the rows back in sweep order. Workers run one BLAS
 thread each, so a unit's rows do not depend on where it ran. Local workers end with the process
 that started them, even when it is killed (:func:`_tie_to_parent`).
 """
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-
-from simulations.configs import ExperimentConfig
+from lowrank_theory.simulations.configs import ExperimentConfig
 
 __all__ = [
     "EXECUTORS",

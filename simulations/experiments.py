@@ -8,7 +8,7 @@ which process ran it or what ran before.
 
 Tables (one row per ...):
 
-- ``vary`` (:mod:`simulations.vary`): (config, seed, method, recorded fine-tuning iteration):
+- ``vary`` (:mod:`lowrank_theory.simulations.vary`): (config, seed, method, recorded fine-tuning iteration):
   ``test_loss`` is the excess population loss on the unseen task, ``insample_error`` the
   authors' plotted quantity (the noise-free error summed over the fine-tuning inputs),
   ``base_error`` the relative ``||A - A*||_F`` of the retrained base.
@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-import lowrank_theory as lt
-from simulations.configs import (
+from lowrank_theory.simulations.configs import (
     RECOVERED,
     VARY_QUIRKS_PARAMS,
     LandscapeConfig,
@@ -37,10 +35,12 @@ from simulations.configs import (
     phase_configs,
     vary_configs,
 )
-from simulations.runner import Experiment
-from simulations.schemes import EXPERIMENT as SCHEMES
-from simulations.streams import stream_seeds
-from simulations.vary import paper_protocol_batch, run_vary
+from lowrank_theory.simulations.runner import Experiment
+from lowrank_theory.simulations.schemes import EXPERIMENT as SCHEMES
+from lowrank_theory.simulations.streams import stream_seeds
+from lowrank_theory.simulations.vary import paper_protocol_batch, run_vary
+
+import lowrank_theory as lt
 
 __all__ = [
     "EXPERIMENTS",

@@ -12,7 +12,7 @@ Layout under the output folder ``out``::
 
 A unit of work is one config with one seed (or, for experiments that batch seeds as an array
 axis, one config with all its seeds). Files are written atomically and run files checked
-against their sidecars (:mod:`simulations.store`): a killed sweep leaves only complete run
+against their sidecars (:mod:`lowrank_theory.simulations.store`): a killed sweep leaves only complete run
 files; rerunning it skips them, and recomputes, with a warning naming it, any run file that is
 incomplete or corrupt. A changed config has a new hash, hence new file names, and the combined
 table holds only the hashes of the current sweep, so old rows are never mixed in. A resumed unit
@@ -20,7 +20,7 @@ computed by another version of the code is kept but reported (a warning and the 
 combined table is rewritten only when its run files changed.
 
 Determinism: a unit's rows depend only on (config, seeds); workers run single-threaded BLAS
-(:mod:`simulations.executors`); the combined table is assembled in sweep order, not completion
+(:mod:`lowrank_theory.simulations.executors`); the combined table is assembled in sweep order, not completion
 order. So the same seeds give identical tables whatever the number of jobs or the executor (up
 to the provenance column ``timestamp``).
 """
@@ -40,10 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from lowrank_theory._repr import summary_repr
-from simulations.configs import SIZES, ExperimentConfig, Sweep
-from simulations.executors import (
+from lowrank_theory.simulations.configs import SIZES, ExperimentConfig, Sweep
+from lowrank_theory.simulations.executors import (
     EXECUTORS,
     DaskExecutor,
     LocalExecutor,
@@ -52,7 +50,7 @@ from simulations.executors import (
     Unit,
     make_executor,
 )
-from simulations.store import (
+from lowrank_theory.simulations.store import (
     InvalidRunFile,
     OutputDirError,
     OutputLocked,
@@ -70,6 +68,8 @@ from simulations.store import (
     write_run,
     write_tables,
 )
+
+from lowrank_theory._repr import summary_repr
 
 __all__ = [
     "EXECUTORS", "KEY_COLUMNS", "PROVENANCE_COLUMNS", "DaskExecutor", "Experiment",
@@ -111,7 +111,7 @@ class Experiment:
         as ``"device"`` or ``"data_dir"``, which change where and how a unit runs but not its
         rows, so they do not enter the config hash.
     config_type : type, optional
-        The :class:`~simulations.configs.ExperimentConfig` subclass ``run`` takes; default: the
+        The :class:`~lowrank_theory.simulations.configs.ExperimentConfig` subclass ``run`` takes; default: the
         type of the first config of ``quick``. Every config of ``quick``, ``full`` and of a
         sweep handed to :func:`run_experiment` must be an instance of it.
     """
@@ -155,12 +155,12 @@ class Experiment:
         Raises
         ------
         TypeError
-            If ``sweep`` is not a :class:`~simulations.configs.Sweep`, or one of its configs is
+            If ``sweep`` is not a :class:`~lowrank_theory.simulations.configs.Sweep`, or one of its configs is
             not a ``config_type`` (the error names the config and the type expected).
 
         Examples
         --------
-        >>> from simulations.configs import PhaseConfig, VaryConfig
+        >>> from lowrank_theory.simulations.configs import PhaseConfig, VaryConfig
         >>> toy = Experiment("toy", "toy", "none", print, Sweep((VaryConfig(),), (0,)),
         ...                  Sweep((VaryConfig(),), (0,)))
         >>> toy.check_sweep(Sweep((PhaseConfig(),), seeds=(0,)))
@@ -168,7 +168,7 @@ class Experiment:
         TypeError: sweep.configs[0] is a PhaseConfig, but experiment 'toy' runs VaryConfig configs; build the sweep from VaryConfig(...)
         """
         if not isinstance(sweep, Sweep):
-            raise TypeError(f"{name} must be a simulations.configs.Sweep, got "
+            raise TypeError(f"{name} must be a lowrank_theory.simulations.configs.Sweep, got "
                             f"{type(sweep).__name__}")
         want = self.config_type
         for i, config in enumerate(sweep.configs):
@@ -230,7 +230,7 @@ def units_of(sweep: Sweep, seeds_per_unit: int | None = 1) -> list[Unit]:
 
     Examples
     --------
-    >>> from simulations.configs import PhaseConfig
+    >>> from lowrank_theory.simulations.configs import PhaseConfig
     >>> sweep = Sweep((PhaseConfig(T=2), PhaseConfig(T=3)), seeds=(0, 1, 2))
     >>> [u.seeds for u in units_of(sweep, 2)]
     [(0, 1), (2,), (0, 1), (2,)]

@@ -25,6 +25,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lowrank_theory.simulations.configs import (
+    ExperimentConfig,
+    Sweep,
+    _check_int,
+    _check_int_tuple,
+    _check_positive_float,
+)
+from lowrank_theory.simulations.runner import Experiment
+from lowrank_theory.simulations.streams import stream_seeds
 
 import lowrank_theory as lt
 from lowrank_theory.schemes import (
@@ -39,14 +48,6 @@ from lowrank_theory.schemes import (
     crossing_budget,
     lora_params,
 )
-from simulations.configs import (
-    ExperimentConfig,
-    Sweep,
-    _check_int,
-    _check_int_tuple,
-    _check_positive_float,
-)
-from simulations.runner import Experiment
 
 __all__ = ["SchemesConfig", "run_schemes", "schemes_for", "EXPERIMENT", "COLUMNS", "BETAS"]
 
@@ -173,8 +174,6 @@ def _crossings(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_seed(config: SchemesConfig, seed: int, streams: dict[str, int]) -> pd.DataFrame:
-    from simulations.experiments import stream_seeds
-
     fam = lt.TaskFamily.random(config.d, config.k, config.T, config.sigma, seed=streams["family"])
     data = fam.sample(config.N, seed=streams["sample"])
     new = fam.new_task(seed=streams["new_task"])
@@ -207,9 +206,6 @@ def _run_seed(config: SchemesConfig, seed: int, streams: dict[str, int]) -> pd.D
 
 def run_schemes(config: SchemesConfig, seeds: tuple[int, ...]) -> pd.DataFrame:
     """Every scheme x {SR, LoRA-ML} base x budget x n, for each seed (see the module notes)."""
-    # Imported here: the registry in simulations.experiments imports this module.
-    from simulations.experiments import stream_seeds
-
     names = ("family", "sample", "new_task", "harmful", "init", "fine_tune")
     return pd.concat([_run_seed(config, s, stream_seeds(s, names)) for s in seeds],
                      ignore_index=True)

@@ -1,6 +1,6 @@
 """Sweep files: a custom sweep of one experiment, written in TOML.
 
-A sweep file names an experiment of :data:`simulations.experiments.EXPERIMENTS`, the seeds, and
+A sweep file names an experiment of :data:`lowrank_theory.simulations.experiments.EXPERIMENTS`, the seeds, and
 a grid: the values each config field takes. The sweep is the Cartesian product of the grid (the
 last field varies fastest); fields not in the grid keep their defaults::
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulations.configs import ExperimentConfig, Sweep
-from simulations.runner import Experiment
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.runner import Experiment
 
 __all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types"]
 
@@ -80,7 +80,7 @@ def field_types(config_type: type[ExperimentConfig]) -> dict[str, Any]:
 
     Examples
     --------
-    >>> from simulations.configs import RateConfig
+    >>> from lowrank_theory.simulations.configs import RateConfig
     >>> field_types(RateConfig)["n_grid"]
     tuple[int, ...]
     """
@@ -202,7 +202,7 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     data : mapping
         The parsed TOML (``experiment``, ``seeds``, ``grid`` and optional ``options``).
     experiments : mapping of str to Experiment, optional
-        The experiments a file may name; default :data:`simulations.experiments.EXPERIMENTS`.
+        The experiments a file may name; default :data:`lowrank_theory.simulations.experiments.EXPERIMENTS`.
     source : str
         Where ``data`` came from, for messages.
 
@@ -223,10 +223,10 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     ([(2, 1), (3, 1)], (0, 1))
     >>> parse_sweep({"experiment": "vary", "seeds": 1, "grid": {"solver": "exact"}})
     Traceback (most recent call last):
-    simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr
+    lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr
     """
     if experiments is None:
-        from simulations.experiments import EXPERIMENTS as experiments
+        from lowrank_theory.simulations.experiments import EXPERIMENTS as experiments
     try:
         unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
         if unknown:

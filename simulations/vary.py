@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lowrank_theory.simulations.configs import VARY_FT_STEPS, VARY_VALUES, VaryConfig
+from lowrank_theory.simulations.streams import stream_seeds
 from numpy.typing import NDArray
 
 import lowrank_theory as lt
@@ -49,8 +51,6 @@ from lowrank_theory.paper_protocol import (
     run_paper_protocol,
     step_scales,
 )
-from simulations.configs import VARY_FT_STEPS, VARY_VALUES, VaryConfig
-from simulations.streams import stream_seeds
 
 __all__ = [
     "AUTHORS_SR",

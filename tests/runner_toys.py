@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from simulations.configs import ExperimentConfig, PhaseConfig, Sweep
-from simulations.runner import Experiment
+from lowrank_theory.simulations.configs import ExperimentConfig, PhaseConfig, Sweep
+from lowrank_theory.simulations.runner import Experiment
 
 #: Environment variable naming the folder where ``run_sleepy`` leaves a marker per worker.
 MARKER_ENV = "RUNNER_TOY_MARKERS"

@@ -6,7 +6,6 @@ import argparse
 import json
 
 import pytest
-
 from lowrank_theory.cli import build_parser, main
 
 
@@ -56,7 +55,7 @@ def test_only_takes_the_same_three_forms(command, forms):
 @pytest.mark.parametrize("command", ["reproduce", "neural"])
 def test_seed_and_seeds_mean_the_same_everywhere(command):
     """--seeds N is seeds 0..N-1, --seed S the one seed S, and the two exclude each other."""
-    from lowrank_theory._validation import selected_seeds
+    from lowrank_theory.cli._args import selected_seeds
 
     extra = ["--experiment", "shallow"] if command == "neural" else []
     parse = build_parser().parse_args

@@ -5,10 +5,9 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
-
-from figures import FIGURES, make_figures, publish
-from figures.io import read_table
-from figures.plots import (
+from lowrank_theory.figures import FIGURES, make_figures, publish
+from lowrank_theory.figures.io import read_table
+from lowrank_theory.figures.plots import (
     plot_landscape,
     plot_phase,
     plot_rate,
@@ -16,8 +15,8 @@ from figures.plots import (
     plot_vary_quirks,
     vary_panel_rows,
 )
-from figures.style import METHOD_STYLE, OKABE_ITO
-from simulations.configs import VARY_DEFAULTS, VARY_VALUES
+from lowrank_theory.figures.style import METHOD_STYLE, OKABE_ITO
+from lowrank_theory.simulations.configs import VARY_DEFAULTS, VARY_VALUES
 
 matplotlib.use("Agg")
 
@@ -245,9 +244,8 @@ def test_style_is_okabe_ito_with_distinct_methods():
 
 def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
     """Up-to-date figures are not drawn again; a changed table, a lost file or --force are."""
+    import lowrank_theory.figures.make
     import matplotlib.pyplot as plt
-
-    import figures.make
 
     drawn = []
 
@@ -259,8 +257,8 @@ def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
             return fig
         return ((stem, plot),)
 
-    monkeypatch.setitem(figures.make.FIGURES, "rate", draw("adaptation_rate"))
-    monkeypatch.setitem(figures.make.FIGURES, "landscape", draw("landscape"))
+    monkeypatch.setitem(lowrank_theory.figures.make.FIGURES, "rate", draw("adaptation_rate"))
+    monkeypatch.setitem(lowrank_theory.figures.make.FIGURES, "landscape", draw("landscape"))
     results = tmp_path / "r"
     results.mkdir()
     rate_table().to_csv(results / "rate.csv", index=False)
@@ -278,7 +276,7 @@ def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
     make_figures(results, only=["rate", "landscape"], force=True)
     assert drawn[4:] == ["adaptation_rate", "landscape"]
     # The drawing code is part of what a figure depends on.
-    monkeypatch.setattr(figures.make, "drawing_code_digest", lambda: "other code")
+    monkeypatch.setattr(lowrank_theory.figures.make, "drawing_code_digest", lambda: "other code")
     make_figures(results, only=["rate"])
     assert drawn[6:] == ["adaptation_rate"]
 
@@ -295,8 +293,7 @@ def test_vary_figure_set_has_both_quantities_and_the_quirks():
     """The vary table gives the population grid, the paper's-quantity grid, the quirks figure
     and one two-row figure per parameter (each drawn here); the README shows the first three."""
     import matplotlib.pyplot as plt
-
-    from figures.make import PUBLISHED
+    from lowrank_theory.figures.make import PUBLISHED
 
     table = vary_table(steps=6, seeds=(0,))
     stems = {}

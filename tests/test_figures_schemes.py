@@ -6,9 +6,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-
-from figures import FIGURES, make_figures
-from figures.schemes import (
+from lowrank_theory.figures import FIGURES, make_figures
+from lowrank_theory.figures.schemes import (
     SCHEME_STYLE,
     crossing_summary,
     plot_schemes_budget,
@@ -17,7 +16,7 @@ from figures.schemes import (
     plot_schemes_perturbation,
     scheme_style,
 )
-from simulations.schemes import SchemesConfig, run_schemes
+from lowrank_theory.simulations.schemes import SchemesConfig, run_schemes
 
 matplotlib.use("Agg")
 

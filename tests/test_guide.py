@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from threadpoolctl import threadpool_limits
-
 from lowrank_theory.cli import main
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parent.parent
 GUIDE = REPO / "docs" / "guide.md"

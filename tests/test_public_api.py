@@ -16,7 +16,8 @@ import pytest
 
 import lowrank_theory as lt
 
-ROOTS = ("lowrank_theory", "simulations", "figures")
+#: The four layers, each installed under lowrank_theory (pyproject.toml's package-dir).
+ROOTS = ("lowrank_theory", "lowrank_theory.simulations", "lowrank_theory.figures", "lowrank_theory.cli")
 #: Modules that need the torch extra.
 TORCH_MODULES = ("lowrank_theory.neural.",)
 
@@ -76,8 +77,8 @@ def test_packages_show_no_stray_public_names(name):
 def test_the_walk_finds_the_modules_and_flags_a_stray_name():
     """Negative control: the walk sees the known modules, and a package with a stray import
     (the old top level's ``version``) fails the stray-name rule."""
-    assert {"lowrank_theory.tasks", "lowrank_theory.theorems.report", "simulations.sweepfile",
-            "figures.plots"} <= set(PUBLIC_MODULES)
+    assert {"lowrank_theory.tasks", "lowrank_theory.theorems.report", "lowrank_theory.simulations.sweepfile",
+            "lowrank_theory.figures.plots"} <= set(PUBLIC_MODULES)
     fake = types.ModuleType("fake")
     fake.__all__ = ["f"]
     fake.f = lambda: None
@@ -137,9 +138,9 @@ def test_scheme_result_repr_shows_shapes_not_matrices():
 
 
 def test_sweep_result_repr_is_a_summary(tmp_path):
-    from simulations.configs import PhaseConfig, Sweep
-    from simulations.experiments import EXPERIMENTS
-    from simulations.runner import run_experiment
+    from lowrank_theory.simulations.configs import PhaseConfig, Sweep
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.runner import run_experiment
 
     result = run_experiment(EXPERIMENTS["phase"], tmp_path,
                             sweep=Sweep((PhaseConfig(d=3, restarts=1),), (0,)), progress=False)

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from runner_toys import BIG, SLOW, SWEEP, TOY, expected_value, run_value
-
-from figures.io import read_table
-from simulations.configs import PhaseConfig, Sweep, VaryConfig
-from simulations.experiments import EXPERIMENTS
-from simulations.runner import (
+from lowrank_theory.figures.io import read_table
+from lowrank_theory.simulations.configs import PhaseConfig, Sweep, VaryConfig
+from lowrank_theory.simulations.experiments import EXPERIMENTS
+from lowrank_theory.simulations.runner import (
     DaskExecutor,
     Experiment,
     LocalExecutor,
@@ -31,6 +29,7 @@ from simulations.runner import (
     run_experiment,
     units_of,
 )
+from runner_toys import BIG, SLOW, SWEEP, TOY, expected_value, run_value
 
 # A tiny real experiment: population LoRA-ML on a 2 x 2 grid, 2 seeds, one unit per seed
 # (8 units, well under 1 s).
@@ -60,7 +59,7 @@ def test_sigkill_midway_then_resume_skips_finished_runs(tmp_path):
     """Kill a sweep with SIGKILL after some runs finished; the rerun recomputes only the rest."""
     out = tmp_path / "out"
     child = _child(f"""
-        from simulations.runner import run_experiment
+        from lowrank_theory.simulations.runner import run_experiment
         from runner_toys import SLOW
         run_experiment(SLOW, {str(out)!r}, progress=False)
     """)
@@ -257,8 +256,8 @@ def test_sigkill_during_a_write_recomputes_exactly_that_unit(tmp_path):
     # The child writes large files in two halves, pausing after the first half of the third.
     child = _child(f"""
         import os, time
-        import simulations.store as store
-        from simulations.runner import run_experiment
+        import lowrank_theory.simulations.store as store
+        from lowrank_theory.simulations.runner import run_experiment
         from runner_toys import BIG, SWEEP, Sweep
         import dataclasses
         real, large = store._write_fully, []
@@ -316,7 +315,7 @@ def test_sigkill_of_the_parent_ends_its_workers(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
     child = _child(f"""
-        from simulations.runner import LocalExecutor, run_experiment
+        from lowrank_theory.simulations.runner import LocalExecutor, run_experiment
         from runner_toys import SLEEPY
         with LocalExecutor(2) as executor:
             run_experiment(SLEEPY, {str(tmp_path / 'out')!r}, executor=executor, progress=False)
@@ -343,7 +342,7 @@ def test_the_watchdog_alone_ends_an_orphaned_worker(tmp_path):
     """Without PR_SET_PDEATHSIG (systems other than Linux) the watchdog thread does the job."""
     worker = textwrap.dedent("""
         import os, sys, time
-        from simulations.executors import _tie_to_parent
+        from lowrank_theory.simulations.executors import _tie_to_parent
         sys.platform = "other-posix"  # skip the Linux-only signal
         _tie_to_parent(os.getppid())
         print(os.getpid(), flush=True)
@@ -374,7 +373,7 @@ def test_a_second_sweep_on_a_busy_folder_is_refused_and_the_first_completes(tmp_
     """While a sweep writes into a folder, another is refused at once (naming the holder)."""
     out = tmp_path / "out"
     child = _child(f"""
-        from simulations.runner import run_experiment
+        from lowrank_theory.simulations.runner import run_experiment
         from runner_toys import SLOW
         run_experiment(SLOW, {str(out)!r}, progress=False)
     """)
@@ -390,7 +389,7 @@ def test_a_second_sweep_on_a_busy_folder_is_refused_and_the_first_completes(tmp_
 # --------------------------------------------------------------------------- reruns
 def test_rerun_with_nothing_to_do_rewrites_nothing(tmp_path, monkeypatch):
     """No unit to compute: the tables are neither rebuilt nor rewritten."""
-    import simulations.runner as runner
+    import lowrank_theory.simulations.runner as runner
 
     run_experiment(TOY, tmp_path, progress=False)
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("toy.*")}
@@ -410,7 +409,7 @@ def test_rerun_with_nothing_to_do_rewrites_nothing(tmp_path, monkeypatch):
 
 def test_resumed_units_of_other_code_are_reported(tmp_path, monkeypatch):
     """Units resumed from another commit are kept, but warned about and listed."""
-    import simulations.runner as runner
+    import lowrank_theory.simulations.runner as runner
 
     toy = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0,)))
     run_experiment(toy, tmp_path, progress=False)

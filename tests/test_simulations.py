@@ -4,9 +4,8 @@ import contextlib
 
 import pandas as pd
 import pytest
-
-from simulations.configs import RECOVERED, LandscapeConfig, PhaseConfig, RateConfig
-from simulations.experiments import run_landscape, run_phase, run_rate, stream_seeds
+from lowrank_theory.simulations.configs import RECOVERED, LandscapeConfig, PhaseConfig, RateConfig
+from lowrank_theory.simulations.experiments import run_landscape, run_phase, run_rate, stream_seeds
 
 
 @pytest.fixture(autouse=True)

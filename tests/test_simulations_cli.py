@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from lowrank_theory.cli import main
 
 
@@ -78,7 +77,7 @@ def test_python_dash_m_entry_point():
 
 
 def _no_compute(monkeypatch):
-    import simulations.runner as runner
+    import lowrank_theory.simulations.runner as runner
 
     def fail(*args, **kwargs):
         raise AssertionError("a sweep started")
@@ -113,20 +112,20 @@ def test_out_in_use_by_another_run_exits_2_naming_it(tmp_path, capsys, monkeypat
 
 def test_rerun_with_nothing_to_do_draws_no_figure(tmp_path, capsys, monkeypatch):
     """A rerun that computes nothing draws nothing (nor rewrites a table)."""
-    import figures.make
+    import lowrank_theory.figures.make
 
     out = tmp_path / "results"
     argv = ["reproduce", "--only", "rate", "--out", str(out)]
     assert main(argv) == 0
     png = (out / "figures" / "adaptation_rate.png").read_bytes()
     stamp = (out / "rate.csv").stat().st_mtime_ns
-    real_save, drawn = figures.make.save_figure, []
+    real_save, drawn = lowrank_theory.figures.make.save_figure, []
 
     def save(fig, directory, name, *args, **kwargs):
         drawn.append(name)
         return real_save(fig, directory, name, *args, **kwargs)
 
-    monkeypatch.setattr(figures.make, "save_figure", save)
+    monkeypatch.setattr(lowrank_theory.figures.make, "save_figure", save)
     capsys.readouterr()
     assert main(argv) == 0
     assert "0 computed, 3 skipped" in capsys.readouterr().out

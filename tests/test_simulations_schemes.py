@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from lowrank_theory.figures.io import read_table
+from lowrank_theory.simulations.configs import Sweep
+from lowrank_theory.simulations.experiments import EXPERIMENTS, stream_seeds
+from lowrank_theory.simulations.runner import run_experiment
+from lowrank_theory.simulations.schemes import COLUMNS, EXPERIMENT, SchemesConfig, run_schemes
 
 import lowrank_theory as lt
-from figures.io import read_table
 from lowrank_theory.schemes import rank_floor
-from simulations.configs import Sweep
-from simulations.experiments import EXPERIMENTS, stream_seeds
-from simulations.runner import run_experiment
-from simulations.schemes import COLUMNS, EXPERIMENT, SchemesConfig, run_schemes
 
 SMALL = SchemesConfig(d=6, T=3, k=1, N=300, n_grid=(10,), max_rank=5, ft_steps=30,
                       subspace_steps=(0, 20))

@@ -12,11 +12,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-
-import lowrank_theory as lt
-from simulations.configs import VARY_FT_STEPS, VaryConfig
-from simulations.streams import stream_seeds
-from simulations.vary import (
+from lowrank_theory.simulations.configs import VARY_FT_STEPS, VaryConfig
+from lowrank_theory.simulations.streams import stream_seeds
+from lowrank_theory.simulations.vary import (
     AUTHORS_SR,
     RECORD_LINEAR_POINTS,
     RECORD_LOG_POINTS,
@@ -28,6 +26,8 @@ from simulations.vary import (
     record_iterations,
     run_vary,
 )
+
+import lowrank_theory as lt
 
 #: A small config that runs in well under a second.
 SMALL = VaryConfig(d=4, T=3, N=60, n=30, k=1, rounds=30, ft_steps=50)
@@ -252,7 +252,7 @@ def test_vary_rows_of_a_seed_do_not_depend_on_its_batch(family):
                                   rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["simulations.vary", "simulations.configs", "simulations.streams"])
+@pytest.mark.parametrize("name", ["lowrank_theory.simulations.vary", "lowrank_theory.simulations.configs", "lowrank_theory.simulations.streams"])
 def test_docstring_examples_run(name):
     """The Examples of the vary modules run (the stated step counts and record grid)."""
     import doctest

@@ -11,15 +11,13 @@ import sys
 import warnings
 from pathlib import Path
 
+import lowrank_theory.simulations.store as store
 import pandas as pd
 import pytest
-from runner_toys import SWEEP, TOY, expected_value
-
-import simulations.store as store
-from figures.io import read_table
-from simulations.configs import Sweep
-from simulations.runner import drop_provenance, run_experiment, units_of
-from simulations.store import (
+from lowrank_theory.figures.io import read_table
+from lowrank_theory.simulations.configs import Sweep
+from lowrank_theory.simulations.runner import drop_provenance, run_experiment, units_of
+from lowrank_theory.simulations.store import (
     InvalidRunFile,
     OutputDirError,
     OutputLocked,
@@ -32,6 +30,7 @@ from simulations.store import (
     write_run,
     write_tables,
 )
+from runner_toys import SWEEP, TOY, expected_value
 
 SMALL = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0, 1)),
                             seeds_per_unit=None)

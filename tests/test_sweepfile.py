@@ -8,10 +8,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from simulations.configs import PhaseConfig, RateConfig, VaryConfig
-from simulations.experiments import EXPERIMENTS
-from simulations.sweepfile import SweepFileError, field_types, load_sweep_file, parse_sweep
+from lowrank_theory.simulations.configs import PhaseConfig, RateConfig, VaryConfig
+from lowrank_theory.simulations.experiments import EXPERIMENTS
+from lowrank_theory.simulations.sweepfile import (
+    SweepFileError,
+    field_types,
+    load_sweep_file,
+    parse_sweep,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

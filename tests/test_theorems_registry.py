@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from lowrank_theory import cli
 from lowrank_theory import theorems as th
-from lowrank_theory.theorems import instances, registry, report
+from lowrank_theory.theorems import instances, report
 from lowrank_theory.theorems.result import make_result
 
 #: The checks added with the kinds and controls; they must hold on every seed tried.
@@ -70,7 +70,7 @@ def test_former_public_names_still_import():
               "check_hyperbolic_family", "check_strict_saddle", "check_gradient_finds_global",
               "check_rank_3k_fine_tuning", "check_t1_nonidentifiable", "find_spurious_minimum",
               "check_spurious_minimum", "check_fine_tuning_rate", "check_relaxation",
-              "check_exact_hessian", "global_minima_from_random_starts", "run_checks", "add_parser"]
+              "check_exact_hessian", "global_minima_from_random_starts", "run_checks"]
     assert not [name for name in former if not hasattr(th, name)]
     assert set(th.__all__) <= set(dir(th))
 
@@ -224,20 +224,6 @@ def test_cli_seed_validation(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["check", "--seed", "-1"])
     assert exc.value.code == 2 and "--seed" in capsys.readouterr().err
-
-
-def test_subcommand_modules_do_not_import_the_cli():
-    """theorems, simulations.cli and neural.cli take their argument types from _validation, so
-    lowrank_theory.cli (which imports them) is never imported back."""
-    import inspect
-
-    import simulations.cli
-    from lowrank_theory.neural import cli as neural_cli
-
-    imports_cli = re.compile(r"^\s*(from lowrank_theory(\.cli| import cli)\b|import lowrank_theory\.cli)",
-                             re.MULTILINE)
-    for module in (instances, registry, report, simulations.cli, neural_cli):
-        assert not imports_cli.search(inspect.getsource(module)), module.__name__
 
 
 #: Symbol-like tokens: a single letter, or a name with a digit, ``_``, ``*`` or ``^`` in it.

@@ -17,7 +17,7 @@ last-layer meta-learning, Reptile and MAML with ``torch.func``, and the dispatch
 shallow-network teacher, digit and CIFAR-10 class pairs, CIFAR-10 read from its python batches
 by the project's own reader); ``language`` (ConvAI2 parsing, persona groups, synthetic persona
 dialogues, the RoBERTa loaders); ``cli`` (the ``lowrank-theory neural`` subcommand, which imports
-torch only when it runs; the experiments themselves are sweeps in :mod:`simulations.neural`).
+torch only when it runs; the experiments themselves are sweeps in :mod:`lowrank_theory.simulations.neural`).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ from .empirical import (
 )
 from .instances import InstanceSettings
 from .registry import CHECKS, CheckSpec, run_checks, run_controls
-from .report import GLOSSARY, add_parser, format_table
+from .report import GLOSSARY, format_table
 from .result import KINDS, MARGIN_CAP, CheckResult
 from .retraining_checks import (
     check_fine_tuning_rate,
@@ -124,5 +124,4 @@ __all__ = [
     "run_checks",
     "run_controls",
     "format_table",
-    "add_parser",
 ]

@@ -1,7 +1,7 @@
 """Configs of the neural experiments and their presets (``cpu`` and ``paper``).
 
 A config holds everything that changes an experiment's numbers except the seeds, as the
-synthetic experiments' configs do (:class:`simulations.configs.ExperimentConfig`): its hash names
+synthetic experiments' configs do (:class:`lowrank_theory.simulations.configs.ExperimentConfig`): its hash names
 its result files, its scalar fields become columns of every row, and the ``preset`` and
 ``steps_scale`` fields record which preset and which step scale produced a table.
 
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from simulations.configs import (
+from lowrank_theory.simulations.configs import (
     ExperimentConfig,
     Sweep,
     _check_choice,

@@ -1,7 +1,7 @@
 """The neural experiments as runner experiments, and the checks of their inputs.
 
 ``EXPERIMENTS`` maps the names ``lowrank-theory neural --experiment`` takes to
-:class:`simulations.runner.Experiment` objects (quick sweep: the ``cpu`` preset; full: ``paper``),
+:class:`lowrank_theory.simulations.runner.Experiment` objects (quick sweep: the ``cpu`` preset; full: ``paper``),
 run like the synthetic ones: units written atomically, resumed after a kill, provenance columns,
 local or dask executors.
 """
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lowrank_theory.neural.data import DataMissingError
-from simulations.neural.configs import (
+from lowrank_theory.simulations.neural.configs import (
     LanguageConfig,
     NeuralConfig,
     VisionConfig,
@@ -19,10 +18,12 @@ from simulations.neural.configs import (
     shallow_sweep,
     vision_sweep,
 )
-from simulations.neural.language import run_language, tasks_of
-from simulations.neural.shallow import run_shallow
-from simulations.neural.vision import check_cifar, run_vision
-from simulations.runner import Experiment
+from lowrank_theory.simulations.neural.language import run_language, tasks_of
+from lowrank_theory.simulations.neural.shallow import run_shallow
+from lowrank_theory.simulations.neural.vision import check_cifar, run_vision
+from lowrank_theory.simulations.runner import Experiment
+
+from lowrank_theory.neural.data import DataMissingError
 
 __all__ = [
     "EXPERIMENTS",

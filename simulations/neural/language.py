@@ -12,6 +12,16 @@ from typing import Any
 
 import pandas as pd
 import torch
+from lowrank_theory.simulations.neural.common import (
+    FINETUNE,
+    MODEL,
+    SPLIT,
+    TRAIN,
+    compute_context,
+    provenance,
+    sub_seed,
+)
+from lowrank_theory.simulations.neural.configs import LanguageConfig
 from torch.nn import functional as F
 
 from lowrank_theory.neural.data import TaskSet
@@ -25,16 +35,6 @@ from lowrank_theory.neural.language import (
 )
 from lowrank_theory.neural.methods import retrain
 from lowrank_theory.neural.models import CandidateScorer, seeded
-from simulations.neural.common import (
-    FINETUNE,
-    MODEL,
-    SPLIT,
-    TRAIN,
-    compute_context,
-    provenance,
-    sub_seed,
-)
-from simulations.neural.configs import LanguageConfig
 
 __all__ = [
     "cross_entropy",

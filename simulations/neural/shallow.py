@@ -23,16 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from lowrank_theory.neural.data import shallow_teacher
-from lowrank_theory.neural.shallow import (
-    ShallowStack,
-    adapter_start,
-    init_stack,
-    stack_errors,
-    train_stack,
-)
-from simulations.neural.common import (
+from lowrank_theory.simulations.neural.common import (
     DATA,
     FINETUNE,
     MODEL,
@@ -42,7 +33,16 @@ from simulations.neural.common import (
     provenance,
     sub_seed,
 )
-from simulations.neural.configs import ShallowConfig
+from lowrank_theory.simulations.neural.configs import ShallowConfig
+
+from lowrank_theory.neural.data import shallow_teacher
+from lowrank_theory.neural.shallow import (
+    ShallowStack,
+    adapter_start,
+    init_stack,
+    stack_errors,
+    train_stack,
+)
 
 __all__ = [
     "run_shallow",

@@ -13,6 +13,18 @@ from typing import Any
 
 import pandas as pd
 import torch
+from lowrank_theory.simulations.neural.common import (
+    FINETUNE,
+    MODEL,
+    SPLIT,
+    TRAIN,
+    bce,
+    binary_accuracy,
+    compute_context,
+    provenance,
+    sub_seed,
+)
+from lowrank_theory.simulations.neural.configs import VisionConfig
 
 from lowrank_theory.neural import methods as M
 from lowrank_theory.neural.adapters import attach_adapters
@@ -28,18 +40,6 @@ from lowrank_theory.neural.data import (
 )
 from lowrank_theory.neural.models import MLPMixer, seeded
 from lowrank_theory.neural.stacked import stacked_fine_tune, stacked_training
-from simulations.neural.common import (
-    FINETUNE,
-    MODEL,
-    SPLIT,
-    TRAIN,
-    bce,
-    binary_accuracy,
-    compute_context,
-    provenance,
-    sub_seed,
-)
-from simulations.neural.configs import VisionConfig
 
 __all__ = [
     "STACKED",

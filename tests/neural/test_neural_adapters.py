@@ -165,10 +165,9 @@ def test_parameter_split_and_remove():
 
 
 def test_import_does_not_load_torch():
-    """``import lowrank_theory``, the neural CLI module and the neural configs never import
-    torch."""
-    code = ("import sys, lowrank_theory, lowrank_theory.neural, lowrank_theory.neural.cli, "
-            "simulations.neural, simulations.neural.configs; print('torch' in sys.modules)")
+    """``import lowrank_theory``, the command line and the neural configs never import torch."""
+    code = ("import sys, lowrank_theory, lowrank_theory.neural, lowrank_theory.cli, "
+            "lowrank_theory.simulations.neural, lowrank_theory.simulations.neural.configs; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

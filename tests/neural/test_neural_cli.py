@@ -14,8 +14,8 @@ torch.set_num_threads(1)  # tiny problems: threads only add contention
 pytestmark = pytest.mark.torch
 
 from lowrank_theory.cli import main  # noqa: E402
-from simulations.neural import configs as C  # noqa: E402
-from simulations.runner import drop_provenance, run_experiment  # noqa: E402
+from lowrank_theory.simulations.neural import configs as C  # noqa: E402
+from lowrank_theory.simulations.runner import drop_provenance, run_experiment  # noqa: E402
 
 #: Step scales that keep every experiment to seconds (every step budget becomes a handful).
 TINY = {"shallow": "0.0005", "vision": "0.02", "language": "0.02"}
@@ -70,10 +70,10 @@ def test_cli_end_to_end(experiment, tmp_path, capsys, monkeypatch):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from dataclasses import replace
-    from simulations.neural.configs import shallow_sweep
-    from simulations.neural.experiments import EXPERIMENTS
-    from simulations.neural.shallow import run_shallow
-    from simulations.runner import run_experiment
+    from lowrank_theory.simulations.neural.configs import shallow_sweep
+    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.neural.shallow import run_shallow
+    from lowrank_theory.simulations.runner import run_experiment
 
     calls = []
 
@@ -116,7 +116,7 @@ def test_killed_run_resumes_with_the_same_table(tmp_path, capsys):
 def test_bad_out_and_missing_data_stop_before_any_compute(tmp_path, capsys, monkeypatch):
     """An unwritable --out, or CIFAR-10 / ConvAI2 missing, exit with code 2 and a message
     before a single unit runs."""
-    import simulations.runner as runner
+    import lowrank_theory.simulations.runner as runner
 
     def no_compute(*args, **kwargs):
         raise AssertionError("compute started")
@@ -141,7 +141,7 @@ def test_bad_out_and_missing_data_stop_before_any_compute(tmp_path, capsys, monk
 
 
 def test_unknown_option_is_refused_before_compute(tmp_path):
-    from simulations.neural.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
 
     with pytest.raises(ValueError, match="colour"):
         run_experiment(EXPERIMENTS["shallow"], tmp_path, sweep=C.shallow_sweep("cpu", 0.001),
@@ -237,7 +237,7 @@ def test_docstring_examples():
     import doctest
     import importlib
 
-    for name in ("simulations.neural.configs", "simulations.neural.common"):
+    for name in ("lowrank_theory.simulations.neural.configs", "lowrank_theory.simulations.neural.common"):
         result = doctest.testmod(importlib.import_module(name),
                                  optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, name

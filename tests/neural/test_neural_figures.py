@@ -4,8 +4,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
-
-from figures import neural as fig_neural
+from lowrank_theory.figures import neural as fig_neural
 
 
 def _shallow_table():

@@ -1,6 +1,6 @@
 r"""The ``lowrank-theory neural`` subcommand (torch is imported only when it runs).
 
-The experiments run on the project's sweep runner (:mod:`simulations.runner`): each unit of
+The experiments run on the project's sweep runner (:mod:`lowrank_theory.simulations.runner`): each unit of
 work (one config with its seeds) is written atomically under ``OUT/<experiment>/runs``, a killed
 run resumes where it stopped, and the combined table ``OUT/<experiment>.csv`` carries the
 provenance columns.
@@ -23,20 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lowrank_theory._validation import add_seed_options, int_at_least, selected_seeds
+from lowrank_theory.cli._args import add_seed_options, int_at_least, selected_seeds
+from lowrank_theory.simulations.executors import EXECUTORS
+from lowrank_theory.simulations.neural.configs import PRESETS, SWEEPS
 
 __all__ = [
-    "EXPERIMENTS",
-    "SIZES",
-    "EXECUTORS",
     "add_parser",
     "run_neural",
 ]
-
-EXPERIMENTS = ("shallow", "vision", "language")
-SIZES = ("cpu", "paper")
-#: ``--executor`` choices (the runner's).
-EXECUTORS = ("local", "dask")
 
 #: Column reported in the closing summary of each experiment, its label and the grouping.
 _SUMMARY = {
@@ -65,9 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "an unseen task, and write a tidy table OUT/neural_<experiment>.csv "
                     "(resumable: finished units are kept).",
     )
-    parser.add_argument("--experiment", required=True, choices=EXPERIMENTS,
+    parser.add_argument("--experiment", required=True, choices=list(SWEEPS),
                         help="shallow network, vision (digits / CIFAR-10) or language (ConvAI2)")
-    parser.add_argument("--size", choices=SIZES, default="cpu",
+    parser.add_argument("--size", choices=PRESETS, default="cpu",
                         help="cpu: minutes on two cores (default); paper: the authors' setting")
     parser.add_argument("--steps-scale", type=_positive_float, default=1.0, metavar="X",
                         help="multiply every step budget by X (recorded in the table)")
@@ -122,18 +116,20 @@ def run_neural(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        return _error("torch is not installed; install the extra with\n"
-                      "    pip install -e .[torch]")
+        return _error("the neural experiments need torch, which is not installed; install the "
+                      "extra with\n    pip install 'lowrank-theory[torch]'   (or make install-torch "
+                      "in a clone)")
     if args.scheduler is not None and args.executor != "dask":
         return _error("--scheduler needs --executor dask")
+
+    from lowrank_theory.simulations.neural.configs import preset_sweep
+    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS as REGISTRY
+    from lowrank_theory.simulations.neural.experiments import check_inputs
+    from lowrank_theory.simulations.runner import make_executor, run_experiment, units_of
 
     from lowrank_theory.neural.data import DataFormatError, DataMissingError
     from lowrank_theory.neural.finetune import summarise
     from lowrank_theory.neural.runtime import available_cpus, check_device
-    from simulations.neural.configs import preset_sweep
-    from simulations.neural.experiments import EXPERIMENTS as REGISTRY
-    from simulations.neural.experiments import check_inputs
-    from simulations.runner import make_executor, run_experiment, units_of
 
     try:
         device = check_device(args.device)

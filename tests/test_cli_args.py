@@ -3,8 +3,7 @@
 import argparse
 
 import pytest
-
-from lowrank_theory._validation import add_names_option, int_at_least
+from lowrank_theory.cli._args import add_names_option, int_at_least
 
 
 def _parser():
@@ -62,7 +61,7 @@ def test_docstring_examples():
     """The Examples of the command-line helpers run as doctests."""
     import doctest
 
-    import lowrank_theory._validation as validation
+    import lowrank_theory.cli._args as args
 
-    result = doctest.testmod(validation)
+    result = doctest.testmod(args)
     assert result.failed == 0 and result.attempted >= 2

@@ -1,7 +1,7 @@
 """``lowrank-theory reproduce``: run the synthetic experiments and draw their figures.
 
-Registered by ``lowrank_theory.cli`` through :func:`add_parser`. The experiments, numpy work
-and dask are imported only when the command runs.
+Registered by :mod:`lowrank_theory.cli` through :func:`add_parser`. Dask and the figures are
+imported only when the command runs.
 
 Output: what was computed (a line per experiment, or one JSON object with ``--json``) goes to
 stdout; progress (the opening line, progress bars, warnings, the closing time) goes to stderr.
@@ -18,26 +18,24 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lowrank_theory._validation import (
+from lowrank_theory.cli._args import (
     add_names_option,
     add_seed_options,
     int_at_least,
     selected_seeds,
 )
 
-__all__ = ["EXPERIMENT_NAMES", "EXECUTOR_NAMES", "DEFAULT_OUT", "add_parser", "reproduce"]
+__all__ = ["DEFAULT_OUT", "add_parser", "reproduce"]
 
-#: Experiments ``--only`` accepts, in the order ``reproduce`` runs them (the registry in
-#: ``simulations.experiments`` has the same names; a test keeps the two in step).
-EXPERIMENT_NAMES: tuple[str, ...] = ("vary", "phase", "rate", "landscape", "schemes")
-#: ``--executor`` choices.
-EXECUTOR_NAMES: tuple[str, ...] = ("local", "dask")
 #: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>``.
 DEFAULT_OUT = Path("results")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``reproduce`` subcommand to ``subparsers`` and return its parser."""
+    from lowrank_theory.simulations.executors import EXECUTORS
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+
     parser = subparsers.add_parser(
         "reproduce",
         help="regenerate the paper's synthetic result tables and figures, or run a sweep file",
@@ -56,14 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="run the sweep this file describes: an experiment, a grid of config "
                            "values and seeds; checked before anything is written")
     parser.set_defaults(size="quick")
-    add_names_option(parser, "--only", EXPERIMENT_NAMES, help="run only these experiments")
+    add_names_option(parser, "--only", list(EXPERIMENTS), help="run only these experiments")
     add_seed_options(parser, default="the sweep's seeds")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help=f"output directory (default: {DEFAULT_OUT}, or "
                              f"{DEFAULT_OUT}/<file stem> with --config)")
     parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1, metavar="N",
                         help="parallel worker processes (default: 1)")
-    parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local processes (default) or a dask.distributed cluster")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="dask scheduler address (with --executor dask); default: start a "
@@ -109,8 +107,8 @@ def reproduce(args: argparse.Namespace) -> int:
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from simulations.experiments import EXPERIMENTS
-    from simulations.runner import (
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.runner import (
         OutputDirError,
         OutputLocked,
         RunFileWarning,
@@ -120,7 +118,7 @@ def reproduce(args: argparse.Namespace) -> int:
 
     seeds = selected_seeds(args)
     if args.config is not None:
-        from simulations.sweepfile import SweepFileError, load_sweep_file
+        from lowrank_theory.simulations.sweepfile import SweepFileError, load_sweep_file
 
         try:
             spec = load_sweep_file(args.config)
@@ -132,7 +130,7 @@ def reproduce(args: argparse.Namespace) -> int:
         out = args.out if args.out is not None else DEFAULT_OUT / args.config.stem
         what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
     else:
-        names = args.only or list(EXPERIMENT_NAMES)
+        names = args.only or list(EXPERIMENTS)
         jobs = []
         for name in names:
             experiment = EXPERIMENTS[name]
@@ -160,7 +158,7 @@ def reproduce(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: Path, jobs: list, what: str) -> dict[str, Any]:
     """Run ``jobs`` (experiment, sweep, options) into ``out``; return the JSON report."""
-    from simulations.runner import make_executor, run_experiment
+    from lowrank_theory.simulations.runner import make_executor, run_experiment
 
     start = time.perf_counter()
     text = not args.json
@@ -174,7 +172,7 @@ def _run(args: argparse.Namespace, out: Path, jobs: list, what: str) -> dict[str
             if text:
                 print(result.summary(), flush=True)
     if args.figures:
-        from figures import make_figures, publish
+        from lowrank_theory.figures import make_figures, publish
 
         paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs])
         report["figures"] = [str(p) for p in paths]
