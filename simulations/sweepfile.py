@@ -223,7 +223,7 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     ([(2, 1), (3, 1)], (0, 1))
     >>> parse_sweep({"experiment": "vary", "seeds": 1, "grid": {"solver": "exact"}})
     Traceback (most recent call last):
-    lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr
+    lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr, family, family_seed, authors_quirks
     """
     if experiments is None:
         from lowrank_theory.simulations.experiments import EXPERIMENTS as experiments

@@ -55,13 +55,3 @@ def test_int_at_least_errors_name_the_option(text, minimum, message):
     """Errors name the option and say what was expected."""
     with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(")):
         int_at_least(minimum, "--n")(text)
-
-
-def test_docstring_examples():
-    """The Examples of the command-line helpers run as doctests."""
-    import doctest
-
-    import lowrank_theory.cli._args as args
-
-    result = doctest.testmod(args)
-    assert result.failed == 0 and result.attempted >= 2

@@ -2,7 +2,6 @@
 and fails where a hypothesis is dropped (the registry-wide controls are in
 tests/test_theorems_registry.py)."""
 
-import doctest
 
 import numpy as np
 import pytest
@@ -12,9 +11,9 @@ from strategies import samples, seeds, task_families
 from threadpoolctl import threadpool_limits
 
 import lowrank_theory as lt
-from lowrank_theory import landscape, relaxation, stationary
+from lowrank_theory import landscape, stationary
 from lowrank_theory import theorems as th
-from lowrank_theory.theorems import checks, constructions, empirical, result
+from lowrank_theory.theorems import empirical, result
 
 
 @pytest.fixture(autouse=True)
@@ -152,6 +151,7 @@ def test_global_minima_from_random_starts_have_rank_at_most_2k(fam, seed):
     """Every global minimum reached from random starts has rank(A^ - A*) <= 2k (any SPD input
     covariance: zero excess loss forces A^ + U^_t U^_t^T = W*_t)."""
     minima, _ = th.global_minima_from_random_starts(fam, fam.k, 2, seed)
+    assert minima, "no global minimum reached: the claim was not tested"
     for A, U in minima:
         _assert_holds(th.check_rank_bound(fam, A, U))
 
@@ -454,11 +454,3 @@ def test_aggregate_reports_worst_instance():
     assert agg.instances == 2 and agg.margin == pytest.approx(1.0) and agg.holds
     with pytest.raises(ValueError, match="nothing to aggregate"):
         result.aggregate([])
-
-
-@pytest.mark.parametrize("module", [constructions, checks, empirical, landscape, relaxation])
-def test_docstring_examples(module):
-    """The Examples sections of the theorem, landscape and relaxation modules run as doctests
-    (and there are some: a silently empty doctest is no test)."""
-    res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.failed == 0 and res.attempted > 0

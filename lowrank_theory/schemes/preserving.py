@@ -75,6 +75,21 @@ def preserve_subspaces(
         Orthonormal bases of the top-m left singular vectors of ``[C_1 ... C_T]`` and of
         ``[C_1^T ... C_T^T]``, with ``C_t = Syx_t - A Sxx_t`` (``W*_t - A`` in the population
         with identity covariance).
+
+    Examples
+    --------
+    In the population with identity covariance, the residuals at ``A*`` are the offsets, so
+    the preserved subspace is the span of the kT offset columns:
+
+    >>> import lowrank_theory as lt
+    >>> from lowrank_theory.losses import statistics
+    >>> fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=0)
+    >>> Q_out, Q_in = preserve_subspaces(statistics(fam), fam.A_star)
+    >>> Q_out.shape
+    (6, 3)
+    >>> U = fam.U_star.transpose(1, 0, 2).reshape(6, 3)
+    >>> bool(np.allclose(Q_out @ Q_out.T @ U, U))
+    True
     """
     C = residual_cross_covariance(preserve, A)
     bases = []
@@ -185,6 +200,20 @@ def interpolation_weight(
     ``d/dalpha L^(A + alpha Delta) = 2 alpha <Delta Sxx, Delta> - 2 <Delta, Syx - A Sxx>``,
     so the unconstrained minimiser is ``<Delta, Syx - A Sxx> / <Delta Sxx, Delta>``, clipped
     to [0, 1] (0 when ``Delta Sxx Delta^T = 0``).
+
+    Examples
+    --------
+    Half of the exact update is the step toward the new task's parameter that overshoots it
+    by a factor of two, so the best weight is one half:
+
+    >>> import lowrank_theory as lt
+    >>> from lowrank_theory.losses import statistics
+    >>> fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=1)
+    >>> new = fam.new_task(seed=2)
+    >>> A = fam.A_star
+    >>> delta = 2 * (new.W_star[0] - A)
+    >>> round(interpolation_weight(statistics(new), A, delta), 12)
+    0.5
     """
     return _clipped_ratio(*_parabola(stats, A, delta))
 
@@ -329,6 +358,15 @@ def sphere_maximiser(
     side, which is nearly linear in ``lambda``). In the hard case (``G`` orthogonal to the top
     eigenvectors and the sum below ``rho^2`` at ``lambda_max``), the missing norm goes along
     the top eigenvector.
+
+    Examples
+    --------
+    With ``G = 0`` the maximum is ``rho^2 lambda_max(K)``, reached along the top eigenvector:
+
+    >>> K = np.diag([1.0, 3.0, 2.0])
+    >>> E = sphere_maximiser(K, np.zeros((3, 3)), rho=2.0)
+    >>> round(float(np.linalg.norm(E)), 12), round(float(np.trace(E @ K @ E.T)), 12)
+    (2.0, 12.0)
     """
     kappa, V = scipy.linalg.eigh(K)
     g = (G @ V) / 2.0

@@ -195,17 +195,6 @@ def test_peft_export_round_trip(symmetric):
     torch.testing.assert_close(peft_model(x), expected)
 
 
-def test_docstring_examples():
-    """The Examples sections of the torch modules run as doctests."""
-    import doctest
-    import importlib
-
-    for name in ("adapters",):
-        module = importlib.import_module(f"lowrank_theory.neural.{name}")
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0 and result.attempted > 0
-
-
 @st.composite
 def bank_cases(draw):
     """Layer shapes, task count, rank, scaling and adapter kind, valid by construction."""

@@ -53,6 +53,7 @@ def test_run_steps_eager_covers_every_step_once(steps):
         run_steps(positions.append, -1, torch.device("cpu"))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_replay_equals_eager():
     """On CUDA, graph-replayed training (warm-up, replayed chunks, eager remainder) gives the
