@@ -74,6 +74,8 @@ COLUMNS: tuple[str, ...] = (
     "spurious_curvature", "protocol_reached", "protocol_rounds", "protocol_base_error",
     "protocol_end",
 )
+#: The certificate's kind that counts.
+SPURIOUS = "spurious local minimum"
 #: Random streams of one seed: the family, the search's starts, the protocol's start.
 STREAMS: tuple[str, ...] = ("family", "search", "protocol")
 
@@ -308,18 +310,18 @@ def atlas_rows(
     rows = []
     for i, (family, search_seed) in enumerate(zip(families, search_seeds)):
         point = find_spurious_minimum(family, family.k, n_starts=search_starts, seed=search_seed)
-        cert = None
-        if point is not None:
-            cert = stationary.certify_stationary_point(family, *point)
+        # The point is certified again here, so the count rests on the certificate itself.
+        cert = None if point is None else stationary.certify_stationary_point(family, *point)
+        found = cert is not None and cert.kind == SPURIOUS
         end, end_cert = "reached A*", None
         if not trace.reached[i]:
             end, end_cert = protocol_end(family, trace.A[i], trace.U[i])
-        if cert is None and end == "spurious local minimum":
-            cert = end_cert
+        if not found:
+            cert = end_cert if end == SPURIOUS else None
         rows.append({
             "offsets_independent": offset_columns_independent(family),
             "spurious": cert is not None,
-            "spurious_search": point is not None,
+            "spurious_search": found,
             "spurious_objective": np.nan if cert is None else cert.objective,
             "spurious_curvature": np.nan if cert is None else _curvature(cert),
             "protocol_reached": bool(trace.reached[i]),
