@@ -4,7 +4,8 @@ Three rows of heat maps over (d, T), one column per adapter rank k (and per valu
 config field, so rows of different configs are never pooled): the share of families with a
 certified spurious local minimum, the share of paper-protocol runs that reach ``A*`` within the
 round budget, and the median number of rounds those runs took. Each cell is annotated with its
-counts; cells where ``kT > d`` (the offset columns cannot be independent) are hatched.
+counts; a dashed staircase separates the cells where ``kT > d`` (left: the offset columns
+cannot be independent) from the others.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 from lowrank_theory.figures.plots import _require
 from lowrank_theory.figures.style import OKABE_ITO, SEQUENTIAL_CMAP, house_style
 
-__all__ = ["COLUMNS", "CONFIG_FIELDS", "atlas_summary", "plot_atlas"]
+__all__ = ["COLUMNS", "CONFIG_FIELDS", "atlas_summary", "kt_boundary", "plot_atlas"]
 
 #: Columns the figure reads.
 COLUMNS = ["config_hash", "seed", "d", "k", "T", "search_starts", "rounds", "spurious",
@@ -93,21 +94,36 @@ def _panel(ax, cells: pd.DataFrame, ds: list[int], Ts: list[int], quantity: str,
         ax.text(j, i, text, ha="center", va="center", fontsize=7,
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7,
                       "linewidth": 0})
-        if row.k * row.T > row.d:
-            ax.add_patch(_hatch(j, i))
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto",
                       cmap=SEQUENTIAL_CMAP, **image_kw)
+    k = int(cells["k"].iloc[0])
+    ax.plot(*kt_boundary(ds, Ts, k), color=OKABE_ITO["vermillion"], linewidth=2.2,
+            linestyle="--", label="kT = d (kT > d to its left)")
+    ax.set_xlim(-0.5, len(ds) - 0.5)
+    ax.set_ylim(-0.5, len(Ts) - 0.5)
     ax.set_xticks(range(len(ds)), [str(d) for d in ds])
     ax.set_yticks(range(len(Ts)), [str(t) for t in Ts])
     ax.grid(False)
     return image
 
 
-def _hatch(j: int, i: int):
-    from matplotlib.patches import Rectangle
+def kt_boundary(ds: list[int], Ts: list[int], k: int) -> tuple[list[float], list[float]]:
+    """The staircase between the cells with ``kT > d`` (left) and ``kT <= d`` (right).
 
-    return Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, fill=False, hatch="//", linewidth=0,
-                     edgecolor=OKABE_ITO["reddish_purple"], alpha=0.6)
+    In image coordinates of a heat map with columns ``ds`` and rows ``Ts`` (cell centres at
+    integers): in row ``i`` the boundary is at ``x = #{d in ds : d < k T_i} - 1/2``.
+
+    Examples
+    --------
+    >>> kt_boundary([3, 6, 10], [3, 5], k=2)
+    ([0.5, 0.5, 1.5, 1.5], [-0.5, 0.5, 0.5, 1.5])
+    """
+    xs, ys = [], []
+    for i, T in enumerate(Ts):
+        x = sum(d < k * T for d in ds) - 0.5
+        xs += [x, x]
+        ys += [i - 0.5, i + 0.5]
+    return xs, ys
 
 
 def plot_atlas(table: pd.DataFrame):
@@ -125,7 +141,7 @@ def plot_atlas(table: pd.DataFrame):
         budget: "not found" is not "none exists"); share of paper-protocol runs at ``A*``
         (relative error below 1e-6) within the round budget; median rounds to 1e-6 of the runs
         that got there (log colour scale). Columns: k, and any other config field that varies.
-        Annotations give the counts; hatched cells have ``kT > d``.
+        Annotations give the counts; left of the dashed staircase ``kT > d``.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -161,6 +177,6 @@ def plot_atlas(table: pd.DataFrame):
                 if j == len(panels) - 1:
                     fig.colorbar(image, ax=axes[i, :].tolist(), shrink=0.9)
         fig.suptitle("Landscape atlas: random population families (Sigma = I), paper protocol "
-                     "from A0 = 0, U0 ~ N(0, 0.1^2)\nhatched: kT > d (offset columns cannot be "
-                     "independent)")
+                     "from A0 = 0, U0 ~ N(0, 0.1^2)\nleft of the dashed line kT > d (the offset "
+                     "columns cannot be independent)")
     return fig

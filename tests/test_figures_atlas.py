@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from lowrank_theory.figures import FIGURES, make_figures
 from lowrank_theory.figures.atlas import atlas_summary, plot_atlas
-from matplotlib.patches import Rectangle
 
 matplotlib.use("Agg")
 
@@ -56,7 +55,7 @@ def _texts(ax):
     return [t.get_text() for t in ax.texts]
 
 
-def test_figure_has_three_rows_per_k_with_counts_and_hatched_wide_cells():
+def test_figure_has_three_rows_per_k_with_counts_and_the_kT_equals_d_staircase():
     fig = plot_atlas(atlas_table())
     axes = np.array(fig.axes[:6]).reshape(3, 2)  # colour bars come after the panels
     assert [ax.get_title().splitlines()[0] for ax in axes[0]] == ["k = 1", "k = 2"]
@@ -67,10 +66,11 @@ def test_figure_has_three_rows_per_k_with_counts_and_hatched_wide_cells():
     assert "50%\n2/4" in _texts(axes[0, 1])
     assert "75%\n3/4" in _texts(axes[1, 1])
     assert "3.0k\nof 3" in _texts(axes[2, 1])
-    # kT > d: k = 1 at d = 3, T = 5; k = 2 at d = 3 (T = 3, 5) and d = 6, T = 5.
-    hatched = [sum(isinstance(p, Rectangle) and p.get_hatch() == "//" for p in ax.patches)
-               for ax in axes[0]]
-    assert hatched == [1, 3]
+    # kT > d left of the staircase: k = 1 at d = 3, T = 5; k = 2 at d = 3 and at d = 6, T = 5.
+    for ax, (xs, ys) in zip(axes[0], (([-0.5, -0.5, 0.5, 0.5], [-0.5, 0.5, 0.5, 1.5]),
+                                      ([0.5, 0.5, 1.5, 1.5], [-0.5, 0.5, 0.5, 1.5]))):
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("kT = d")]
+        assert line.get_xdata().tolist() == xs and line.get_ydata().tolist() == ys
     matplotlib.pyplot.close(fig)
 
 
