@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from lowrank_theory.figures import plots, schemes
+from lowrank_theory.figures import atlas, plots, schemes
 from lowrank_theory.figures.io import load_table, locate_table
 from lowrank_theory.figures.style import FORMATS, save_figure
 from lowrank_theory.simulations.store import atomic_write_text
@@ -53,6 +53,7 @@ FIGURES: dict[str, tuple[tuple[str, Callable[[pd.DataFrame], object]], ...]] = {
                 ("schemes_n", schemes.plot_schemes_n),
                 ("schemes_forgetting", schemes.plot_schemes_forgetting),
                 ("schemes_perturbation", schemes.plot_schemes_perturbation)),
+    "atlas": (("atlas", atlas.plot_atlas),),
 }
 
 #: Where ``publish`` copies the PNGs the README shows.
@@ -63,6 +64,7 @@ PUBLISHED: tuple[str, ...] = ("vary", "vary_paper_quantity", "vary_quirks", "pha
                              "adaptation_rate", "landscape", "schemes_budget")
 #: Modules whose source decides what a figure looks like; a change to one redraws the figures.
 DRAWING_MODULES: tuple[str, ...] = ("lowrank_theory.figures.make", "lowrank_theory.figures.plots", "lowrank_theory.figures.schemes",
+                                    "lowrank_theory.figures.atlas",
                                     "lowrank_theory.figures.style", "lowrank_theory.simulations.configs")
 #: Name of the record of drawn figures in the figure folder.
 MANIFEST_NAME = "manifest.json"

@@ -30,6 +30,8 @@ __all__ = [
     "phase_configs",
     "RateConfig",
     "LandscapeConfig",
+    "AtlasConfig",
+    "atlas_configs",
     "Sweep",
 ]
 
@@ -352,6 +354,70 @@ class LandscapeConfig(ExperimentConfig):
         _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
+
+
+@dataclass(frozen=True)
+class AtlasConfig(ExperimentConfig):
+    """One cell of the landscape atlas: random population families of one shape (d, k, T).
+
+    Each seed draws one family (``TaskFamily.random``, Sigma = I). The experiment itself is
+    :func:`lowrank_theory.simulations.atlas.run_atlas`.
+
+    Parameters
+    ----------
+    d, k, T : int
+        Dimension, rank of the offsets and of the adapters, number of tasks.
+    search_starts : int
+        L-BFGS starts (``A0``, ``U0`` with i.i.d. ``N(0, 1)`` entries) of the spurious-minimum
+        search per family (``find_spurious_minimum``); the end of the family's paper-protocol
+        run is certified too. The search's budget: a family where it finds nothing may still
+        have a spurious local minimum.
+    rounds : int
+        Round budget of the paper-protocol run (the paper runs 3000).
+    """
+
+    d: int = 10
+    k: int = 1
+    T: int = 3
+    search_starts: int = 10
+    rounds: int = 30_000
+
+    def _validate(self) -> None:
+        for name in ("d", "k", "T", "rounds"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("search_starts", self.search_starts, 0)
+        if self.k > self.d:
+            raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
+
+    def columns(self) -> dict[str, Any]:
+        """Scalar fields plus ``kT/d`` (the offset columns can be independent only if <= 1).
+
+        Examples
+        --------
+        >>> AtlasConfig(d=4, k=2, T=3).columns()["kT_over_d"]
+        1.5
+        """
+        return {**super().columns(), "kT_over_d": self.k * self.T / self.d}
+
+
+#: The atlas grid: every (d, k, T) with d, k and T from these values.
+ATLAS_D: tuple[int, ...] = (3, 4, 6, 10, 20)
+ATLAS_K: tuple[int, ...] = (1, 2)
+ATLAS_T: tuple[int, ...] = (3, 5)
+
+
+def atlas_configs(ds: Sequence[int] = ATLAS_D, ks: Sequence[int] = ATLAS_K,
+                  Ts: Sequence[int] = ATLAS_T, **kw: Any) -> tuple[AtlasConfig, ...]:
+    """Return the atlas cells, ``T`` varying fastest, then ``d``, then ``k``.
+
+    Examples
+    --------
+    >>> [(c.d, c.k, c.T) for c in atlas_configs(ds=(3, 4), ks=(1,))]
+    [(3, 1, 3), (3, 1, 5), (4, 1, 3), (4, 1, 5)]
+    >>> len(atlas_configs())
+    20
+    """
+    return tuple(AtlasConfig(d=d, k=k, T=T, **kw) for k in ks for d in ds for T in Ts)
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,26 @@ Tables (one row per ...):
   samples, from the LoRA-ML, SR and oracle (``A*``) bases.
 - ``landscape``: (config, seed, start): final excess ``objective`` and relative ``base_error``
   of one random start.
+- ``atlas`` (:mod:`lowrank_theory.simulations.atlas`): (config, seed): one random family per
+  seed, whether a certified spurious local minimum was found, and the rounds the paper
+  protocol took to reach ``A*``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lowrank_theory.simulations.atlas import run_atlas
 from lowrank_theory.simulations.configs import (
     RECOVERED,
     VARY_QUIRKS_PARAMS,
+    AtlasConfig,
     LandscapeConfig,
     PhaseConfig,
     RateConfig,
     Sweep,
     VaryConfig,
+    atlas_configs,
     phase_configs,
     vary_configs,
 )
@@ -51,6 +57,7 @@ __all__ = [
     "run_phase",
     "run_rate",
     "run_landscape",
+    "run_atlas",
 ]
 
 #: Relative threshold for the numerical rank of ``A^ - A*``: errors below 1e-6 of the largest
@@ -200,5 +207,19 @@ EXPERIMENTS: dict[str, Experiment] = {
                        seeds=(0, 1, 2)),
         ),
         SCHEMES,
+        Experiment(
+            name="atlas",
+            config_type=AtlasConfig,
+            title="Landscape atlas over (d, k, T): spurious minima and the paper protocol",
+            claim="Spurious local minima exist for T >= 3 (appendix); the paper's protocol "
+                  "reaches A* where Theorem 3 holds. Where in (d, k, T), and how fast?",
+            run=run_atlas,
+            # One random family per seed. Quick: every cell, a few families, a smaller search
+            # and budget; full: 100 families per cell, 10 search starts, 10x the paper's rounds.
+            quick=Sweep(atlas_configs(search_starts=4, rounds=10_000), seeds=tuple(range(6))),
+            full=Sweep(atlas_configs(search_starts=10, rounds=30_000), seeds=tuple(range(100))),
+            # The protocol runs of a unit's families advance as one batch.
+            seeds_per_unit=50,
+        ),
     )
 }

@@ -239,7 +239,7 @@ def test_style_is_okabe_ito_with_distinct_methods():
     assert set(colors) <= set(OKABE_ITO.values())
     assert len(set(colors)) == len(colors)
     assert len({s["linestyle"] for s in METHOD_STYLE.values()}) == len(colors)
-    assert set(FIGURES) == {"vary", "phase", "rate", "landscape", "schemes"}
+    assert set(FIGURES) == {"vary", "phase", "rate", "landscape", "schemes", "atlas"}
 
 
 def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):

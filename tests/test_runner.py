@@ -477,7 +477,8 @@ def test_a_config_of_another_experiment_is_refused_before_writing(tmp_path):
     assert not out.exists()
     assert EXPERIMENTS["vary"].config_type is VaryConfig
     assert {e.config_type.__name__ for e in EXPERIMENTS.values()} == {
-        "VaryConfig", "PhaseConfig", "RateConfig", "LandscapeConfig", "SchemesConfig"}
+        "VaryConfig", "PhaseConfig", "RateConfig", "LandscapeConfig", "SchemesConfig",
+        "AtlasConfig"}
 
 
 def test_an_experiment_knows_its_config_type():

@@ -148,7 +148,7 @@ def test_full_sizes_are_the_paper_settings():
 def test_registry_sweeps():
     from lowrank_theory.simulations.experiments import EXPERIMENTS
 
-    assert tuple(EXPERIMENTS) == ("vary", "phase", "rate", "landscape", "schemes")
+    assert tuple(EXPERIMENTS) == ("vary", "phase", "rate", "landscape", "schemes", "atlas")
     for experiment in EXPERIMENTS.values():
         for size in ("quick", "full"):
             assert isinstance(experiment.sweep(size), Sweep)
