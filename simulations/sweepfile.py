@@ -47,6 +47,8 @@ from lowrank_theory.simulations.runner import Experiment
 __all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types",
            "output_name"]
 
+#: Largest sweep file read: a grid that lists 10^5 values takes about a megabyte.
+MAX_FILE_BYTES = 16 * 2**20
 #: The keys a sweep file may hold at its top level.
 TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options")
 
@@ -309,7 +311,12 @@ def load_sweep_file(path: str | os.PathLike,
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        with open(path, "rb") as handle:  # bounded: /dev/zero is a file name too
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise SweepFileError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; a sweep file "
+                                 "lists values, not data")
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise SweepFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -112,6 +112,25 @@ def test_load_refuses_a_missing_file_and_bad_toml(tmp_path):
     bad.write_text('experiment = "phase"\nseeds = [0, 1\n')
     with pytest.raises(SweepFileError, match="not valid TOML"):
         load_sweep_file(bad)
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(SweepFileError, match="not valid TOML"):
+        load_sweep_file(bad)
+    with pytest.raises(SweepFileError, match="cannot read it"):
+        load_sweep_file(tmp_path)  # a folder
+
+
+def test_load_reads_a_bounded_number_of_bytes(tmp_path, monkeypatch):
+    """An endless file (/dev/zero) or a huge one is refused, not read into memory."""
+    import lowrank_theory.simulations.sweepfile as sweepfile
+
+    if Path("/dev/zero").exists():
+        with pytest.raises(SweepFileError, match="more than 16,777,216 bytes"):
+            load_sweep_file("/dev/zero")
+    path = tmp_path / "s.toml"
+    path.write_text('experiment = "phase"\nseeds = 1\n')
+    monkeypatch.setattr(sweepfile, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    with pytest.raises(SweepFileError, match="bytes; a sweep file lists values"):
+        load_sweep_file(path)
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
