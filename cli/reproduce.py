@@ -134,19 +134,18 @@ def _size_error(args: argparse.Namespace, jobs: list) -> str | None:
 def _dry_run(args: argparse.Namespace, out: Path, jobs: list) -> dict[str, Any]:
     """What would run, for ``--dry-run``: per experiment its configs, seeds, units, memory."""
     from lowrank_theory.simulations.budget import check_memory, format_bytes
-    from lowrank_theory.simulations.runner import units_of
 
     report: dict[str, Any] = {"out": str(out), "dry_run": True, "experiments": []}
     for experiment, sweep, _ in jobs:
-        units = units_of(sweep, experiment.seeds_per_unit)
-        memory = check_memory(sweep.configs, max(len(u.seeds) for u in units), args.jobs,
-                              force=True)
+        per_unit = min(experiment.seeds_per_unit or len(sweep.seeds), len(sweep.seeds))
+        units = len(sweep.configs) * -(-len(sweep.seeds) // per_unit)  # counted, not listed
+        memory = check_memory(sweep.configs, per_unit, args.jobs, force=True)
         report["experiments"].append({
             "experiment": experiment.name, "configs": len(sweep.configs),
-            "seeds": len(sweep.seeds), "units": len(units), "memory_bytes": memory})
+            "seeds": len(sweep.seeds), "units": units, "memory_bytes": memory})
         if not args.json:
             print(f"{experiment.name}: {len(sweep.configs)} configs x {len(sweep.seeds)} seeds "
-                  f"in {len(units)} units, about "
+                  f"in {units} units, about "
                   f"{'?' if memory is None else format_bytes(memory)} of memory at once -> "
                   f"{out} (dry run: nothing written)")
     return report

@@ -31,8 +31,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lowrank_theory.cli import main as cli_main
 from lowrank_theory.figures.__main__ import main as figures_main
+from lowrank_theory.simulations.experiments import EXPERIMENTS
 from lowrank_theory.simulations.runner import units_of
-from lowrank_theory.simulations.sweepfile import load_sweep_file
+from lowrank_theory.simulations.sweepfile import field_types, load_sweep_file
 
 REPO = Path(__file__).resolve().parent.parent
 #: A sweep of two tiny phase configs (milliseconds each).
@@ -494,21 +495,37 @@ SCALARS = st.one_of(
     st.text(max_size=8))
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=4),
                    st.lists(st.lists(st.integers(1, 40), max_size=3), max_size=2))
-SWEEP_FILES = st.fixed_dictionaries(
-    {},
-    optional={
-        "experiment": st.one_of(st.sampled_from(["vary", "phase", "rate", "landscape",
-                                                 "schemes", "nope"]), VALUES),
-        "seeds": st.one_of(st.integers(-2, 4), st.lists(st.integers(-1, 2**64), max_size=4),
-                           VALUES),
-        "grid": st.one_of(st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=4), VALUES),
-        "options": st.one_of(st.dictionaries(st.sampled_from(["device", "rows"]), SCALARS,
-                                             max_size=2), SCALARS),
-        "extra": SCALARS,
-    })
 
 
-@given(data=SWEEP_FILES, raw=st.one_of(st.none(), st.binary(max_size=64)))
+def _values_of(hint):
+    """Values of the type a config field declares: a grid entry that may well be valid."""
+    one = {int: st.integers(1, 6), float: st.floats(0.01, 2.0), bool: st.booleans(),
+           str: st.sampled_from(["exact", "lbfgs", "paper", "per-run", "per-seed"])}.get(hint)
+    if one is None:  # tuple[int, ...]: one increasing list, or several
+        one = st.lists(st.integers(1, 60), min_size=1, max_size=3, unique=True).map(sorted)
+        return st.one_of(one, st.lists(one, min_size=1, max_size=2))
+    return st.one_of(one, st.lists(one, min_size=1, max_size=3, unique=True))
+
+
+@st.composite
+def sweep_files(draw):
+    """A sweep file of a real experiment with fields of the right types, and sometimes one
+    key replaced by anything (so both outcomes, 0 and 2, are drawn)."""
+    name = draw(st.sampled_from(list(EXPERIMENTS)))
+    types = field_types(EXPERIMENTS[name].config_type)
+    fields = draw(st.lists(st.sampled_from(sorted(types)), unique=True, max_size=3))
+    data = {"experiment": name,
+            "seeds": draw(st.one_of(st.integers(1, 3), st.lists(st.integers(0, 9), min_size=1,
+                                                                max_size=3, unique=True))),
+            "grid": {field: draw(_values_of(types[field])) for field in fields}}
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(["experiment", "seeds", "grid", "options", "extra"]))
+        data[key] = draw(st.one_of(VALUES, st.dictionaries(st.sampled_from(FIELDS), VALUES,
+                                                           max_size=3)))
+    return data
+
+
+@given(data=sweep_files(), raw=st.one_of(st.none(), st.binary(max_size=64)))
 def test_generated_sweep_files_exit_0_or_2(data, raw):
     """Any sweep file (a generated TOML document, or raw bytes) is either accepted by
     ``reproduce --dry-run`` (0) or refused with a message (2); nothing is ever written."""
@@ -522,13 +539,21 @@ def test_generated_sweep_files_exit_0_or_2(data, raw):
         assert not out.exists()
 
 
-FLAG_VALUES = st.sampled_from(["0", "1", "3", "-1", "200000", "1000000000", str(2**64), "x",
-                               "", "phase", "rate,landscape", "nope", "dask", "local",
-                               "tcp://10.0.0.5:8786", "not an address", "127.0.0.1:0"])
-FLAGS = st.sampled_from(["--quick", "--full", "--only", "--seed", "--seeds", "--jobs",
-                         "--executor", "--scheduler", "--no-figures", "--publish", "--json",
-                         "--force", "--config", "--out"])
-ARGUMENTS = st.lists(st.one_of(FLAGS, FLAG_VALUES), max_size=8)
+#: Each option with values it accepts and values it refuses; switches; stray tokens.
+OPTION_VALUES = {
+    "--only": ["phase", "rate,landscape", "nope", ""], "--seed": ["0", "7", "-1", str(2**64), "x"],
+    "--seeds": ["1", "3", "0", "200000", "1000000000"], "--jobs": ["1", "2", "0", "two"],
+    "--executor": ["local", "dask", "threads"], "--out": ["out", "", "a/b"],
+    "--scheduler": ["tcp://10.0.0.5:8786", "not an address", "127.0.0.1:0"],
+    "--config": ["absent.toml", ""],
+}
+SWITCHES = ["--quick", "--full", "--no-figures", "--publish", "--json", "--force"]
+ARGUMENTS = st.lists(st.one_of(
+    st.sampled_from(SWITCHES).map(lambda flag: [flag]),
+    st.sampled_from(sorted(OPTION_VALUES)).flatmap(
+        lambda flag: st.sampled_from(OPTION_VALUES[flag]).map(lambda value: [flag, value])),
+    st.sampled_from(["--bogus", "phase", "-x", "--", "--seed=3"]).map(lambda token: [token]),
+), max_size=5).map(lambda groups: [token for group in groups for token in group])
 
 
 @given(argv=ARGUMENTS)
