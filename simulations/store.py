@@ -241,9 +241,8 @@ def ensure_folder(path: str | os.PathLike) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputDirError(f"{path} exists and is not a folder, but the results are kept in a "
-                             "folder of that name: move it away (or choose another --out) and "
-                             "rerun") from None
+        raise OutputDirError(f"{path} exists and is not a folder, where one is needed: move "
+                             "it away (or choose another --out) and rerun") from None
     except OSError as exc:
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
         if blocker is not None:
