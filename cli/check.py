@@ -12,6 +12,7 @@ import json
 import sys
 
 from lowrank_theory.cli._args import add_names_option, int_at_least
+from lowrank_theory.simulations.configs import MAX_SEED
 
 from lowrank_theory.theorems import CHECKS, CheckResult, run_checks, run_controls
 from lowrank_theory.theorems.report import check_record, format_table, symbols_in
@@ -96,8 +97,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--json", action="store_true",
                         help="print machine-readable records (with instance settings, solver, "
                         "the meaning of predicted and measured, and the symbols used)")
-    parser.add_argument("--seed", type=int_at_least(0, "--seed"), default=0,
-                        help="base seed of the instances, a non-negative integer (default 0)")
+    parser.add_argument("--seed", type=int_at_least(0, "--seed", MAX_SEED), default=0,
+                        help="base seed of the instances, an integer in 0..2**63-1 (default 0)")
     add_names_option(parser, "--only", list(CHECKS), help="run only these checks")
     parser.add_argument("--thorough", action="store_true", help="five times as many instances")
     parser.add_argument("--controls", action="store_true",

@@ -23,7 +23,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lowrank_theory.cli._args import add_seed_options, int_at_least, selected_seeds
+from lowrank_theory.cli._args import (
+    add_force_option,
+    add_seed_options,
+    int_at_least,
+    out_folder,
+    output_error,
+    scheduler_address,
+    selected_seeds,
+)
 from lowrank_theory.simulations.executors import EXECUTORS
 from lowrank_theory.simulations.neural.configs import PRESETS, SWEEPS
 
@@ -40,13 +48,20 @@ _SUMMARY = {
 }
 
 
+#: Largest ``--steps-scale``: a thousand times the paper's step budgets is already weeks of
+#: training, and far larger factors overflow the step counts.
+MAX_STEPS_SCALE = 1000.0
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--steps-scale must be a number, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"--steps-scale must be a finite number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"--steps-scale must be a number, got "
+                                         f"{text[:60]!r}") from None
+    if not 0 < value <= MAX_STEPS_SCALE:
+        raise argparse.ArgumentTypeError(f"--steps-scale must be a number in (0, "
+                                         f"{MAX_STEPS_SCALE:g}], got {text[:60]}")
     return value
 
 
@@ -66,7 +81,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--steps-scale", type=_positive_float, default=1.0, metavar="X",
                         help="multiply every step budget by X (recorded in the table)")
     add_seed_options(parser, default="the size's number of seeds")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--out", type=out_folder(), default=None, metavar="DIR",
                         help="output folder (default: results/neural/<size>)")
     parser.add_argument("--device", default="cpu",
                         help="torch device: cpu (default), cuda, cuda:1, mps")
@@ -82,8 +97,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="torch CPU threads per worker (default: CPUs / jobs)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local processes (default) or a dask.distributed cluster")
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help="dask scheduler address (with --executor dask)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None, type=scheduler_address,
+                        help="dask scheduler address, tcp://host:port (with --executor dask)")
     parser.add_argument("--no-graph", dest="graph", action="store_false",
                         help="on CUDA, run every step eagerly instead of replaying CUDA graphs")
     parser.add_argument("--progress", action="store_true",
@@ -91,6 +106,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (the run's counts and table, the summary "
                              "rows) instead of text")
+    add_force_option(parser)
     parser.set_defaults(func=run_neural)
     return parser
 
@@ -122,10 +138,13 @@ def run_neural(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.executor != "dask":
         return _error("--scheduler needs --executor dask")
 
+    from lowrank_theory.simulations.budget import SweepTooLarge, check_run_count
+    from lowrank_theory.simulations.executors import SchedulerUnreachable, probe_scheduler
     from lowrank_theory.simulations.neural.configs import preset_sweep
     from lowrank_theory.simulations.neural.experiments import EXPERIMENTS as REGISTRY
     from lowrank_theory.simulations.neural.experiments import check_inputs
     from lowrank_theory.simulations.runner import make_executor, run_experiment, units_of
+    from lowrank_theory.simulations.store import InvalidRunFile, OutputDirError, OutputLocked
 
     from lowrank_theory.neural.data import DataFormatError, DataMissingError
     from lowrank_theory.neural.finetune import summarise
@@ -134,18 +153,31 @@ def run_neural(args: argparse.Namespace) -> int:
     try:
         device = check_device(args.device)
     except ValueError as exc:
-        return _error(f"bad --device {args.device!r}: {exc}")
+        return _error(f"bad --device {args.device[:60]!r}: {exc}")
+    experiment = REGISTRY[args.experiment]
+    if args.seeds is not None:  # counted before 0..N-1 are listed
+        n_configs = len(preset_sweep(args.experiment, args.size, args.steps_scale, (0,)).configs)
+        try:
+            check_run_count(n_configs, args.seeds, force=args.force,
+                            what=f"--experiment {args.experiment} --size {args.size}")
+        except SweepTooLarge as exc:
+            return _error(f"--seeds: {exc}")
     seeds = selected_seeds(args)
     sweep = preset_sweep(args.experiment, args.size, args.steps_scale, seeds)
-    experiment = REGISTRY[args.experiment]
     out = args.out if args.out is not None else Path("results/neural") / args.size
+    try:  # the inputs and the scheduler before --out is touched
+        check_inputs(sweep.configs[0], args.data_dir, args.model_dir)
+        if args.scheduler is not None:
+            probe_scheduler(args.scheduler)
+    except (DataMissingError, DataFormatError) as exc:
+        return _error(str(exc))
+    except SchedulerUnreachable as exc:
+        return _error(f"--scheduler: {exc}")
+    except ImportError as exc:
+        return _error(f"--executor {args.executor}: {exc}")
     problem = _check_writable(out)
     if problem:
         return _error(problem)
-    try:
-        check_inputs(sweep.configs[0], args.data_dir, args.model_dir)
-    except (DataMissingError, DataFormatError) as exc:
-        return _error(str(exc))
 
     n_units = len(units_of(sweep, experiment.seeds_per_unit))
     cpus = available_cpus()
@@ -168,6 +200,16 @@ def run_neural(args: argparse.Namespace) -> int:
                                     progress=args.progress or None, options=options)
     except (DataMissingError, DataFormatError) as exc:
         return _error(str(exc))
+    except (OutputDirError, OutputLocked) as exc:
+        return _error(f"--out: {exc}")
+    except SchedulerUnreachable as exc:
+        return _error(f"--scheduler: {exc}")
+    except ImportError as exc:
+        return _error(f"--executor {args.executor}: {exc}")
+    except InvalidRunFile as exc:
+        return _error(f"{exc}; rerun to recompute it")
+    except OSError as exc:
+        return _error(output_error(exc))
     import pandas as pd
 
     table = pd.read_csv(result.tables[0])

@@ -5,6 +5,11 @@ imported only when the command runs.
 
 Output: what was computed (a line per experiment, or one JSON object with ``--json``) goes to
 stdout; progress (the opening line, progress bars, warnings, the closing time) goes to stderr.
+
+Every mistake in the input exits 2 with a message naming it, before anything is written: the
+options, the sweep file, the seeds, the sweep's size and estimated memory (``--force`` lifts the
+limits), the scheduler's address (it is contacted first) and the output folder. A problem met
+while writing (a full disk, a folder where a file belongs) exits 2 too, keeping what finished.
 """
 
 from __future__ import annotations
@@ -19,15 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from lowrank_theory.cli._args import (
+    add_force_option,
     add_names_option,
     add_seed_options,
     int_at_least,
+    out_folder,
+    output_error,
+    scheduler_address,
     selected_seeds,
 )
 
 __all__ = ["DEFAULT_OUT", "add_parser", "reproduce"]
 
-#: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>``.
+#: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>`` (the stem
+#: made safe: :func:`lowrank_theory.simulations.sweepfile.output_name`).
 DEFAULT_OUT = Path("results")
 
 
@@ -56,16 +66,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(size="quick")
     add_names_option(parser, "--only", list(EXPERIMENTS), help="run only these experiments")
     add_seed_options(parser, default="the sweep's seeds")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--out", type=out_folder(), default=None, metavar="DIR",
                         help=f"output directory (default: {DEFAULT_OUT}, or "
                              f"{DEFAULT_OUT}/<file stem> with --config)")
     parser.add_argument("--jobs", type=int_at_least(1, "--jobs"), default=1, metavar="N",
                         help="parallel worker processes (default: 1)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local processes (default) or a dask.distributed cluster")
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help="dask scheduler address (with --executor dask); default: start a "
-                             "LocalCluster of --jobs workers")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None, type=scheduler_address,
+                        help="dask scheduler address, tcp://host:port (with --executor dask); "
+                             "default: start a LocalCluster of --jobs workers")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="write the tables only")
     parser.add_argument("--publish", action="store_true",
@@ -73,6 +83,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (per experiment: units computed and "
                              "skipped, tables, seconds; the figures) instead of text")
+    add_force_option(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check everything (options, sweep file, sizes) and print what "
+                             "would run, its units and estimated memory; write nothing")
     parser.set_defaults(func=reproduce, _parser=parser)
     return parser
 
@@ -96,17 +110,62 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _seed_count(args: argparse.Namespace) -> int | None:
+    """How many seeds ``--seed``/``--seeds`` ask for (None: neither), without listing them."""
+    if getattr(args, "seed", None) is not None:
+        return 1
+    return getattr(args, "seeds", None)
+
+
+def _size_error(args: argparse.Namespace, jobs: list) -> str | None:
+    """The first sweep of ``jobs`` too large to run (runs, estimated memory), or None."""
+    from lowrank_theory.simulations.budget import SweepTooLarge, check_memory
+
+    for experiment, sweep, _ in jobs:
+        per_unit = len(sweep.seeds) if experiment.seeds_per_unit is None else min(
+            experiment.seeds_per_unit, len(sweep.seeds))
+        try:
+            check_memory(sweep.configs, per_unit, args.jobs, force=args.force)
+        except SweepTooLarge as exc:
+            return f"{experiment.name}: {exc}"
+    return None
+
+
+def _dry_run(args: argparse.Namespace, out: Path, jobs: list) -> dict[str, Any]:
+    """What would run, for ``--dry-run``: per experiment its configs, seeds, units, memory."""
+    from lowrank_theory.simulations.budget import check_memory, format_bytes
+
+    report: dict[str, Any] = {"out": str(out), "dry_run": True, "experiments": []}
+    for experiment, sweep, _ in jobs:
+        per_unit = min(experiment.seeds_per_unit or len(sweep.seeds), len(sweep.seeds))
+        units = len(sweep.configs) * -(-len(sweep.seeds) // per_unit)  # counted, not listed
+        memory = check_memory(sweep.configs, per_unit, args.jobs, force=True)
+        report["experiments"].append({
+            "experiment": experiment.name, "configs": len(sweep.configs),
+            "seeds": len(sweep.seeds), "units": units, "memory_bytes": memory})
+        if not args.json:
+            print(f"{experiment.name}: {len(sweep.configs)} configs x {len(sweep.seeds)} seeds "
+                  f"in {units} units, about "
+                  f"{'?' if memory is None else format_bytes(memory)} of memory at once -> "
+                  f"{out} (dry run: nothing written)")
+    return report
+
+
 def reproduce(args: argparse.Namespace) -> int:
     """Handler of ``reproduce``: run the sweeps, write tables and figures; return the exit code.
 
     Exit codes: 0 done, 2 a usage error (conflicting options, a sweep file that fails
-    validation, a bad ``--out``, or a folder in use by another run), all checked before any
-    computation and, for a sweep file, before anything is written.
+    validation, seeds or a sweep past the size limits, an unreachable scheduler, a bad
+    ``--out``, a folder in use by another run), all checked before any computation and, for a
+    sweep file, before anything is written; also 2 when writing fails (a full disk), with what
+    finished kept.
     """
     error = _usage_error(args)
     if error is not None:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from lowrank_theory.simulations.budget import SweepTooLarge, check_run_count
+    from lowrank_theory.simulations.executors import SchedulerUnreachable, probe_scheduler
     from lowrank_theory.simulations.experiments import EXPERIMENTS
     from lowrank_theory.simulations.runner import (
         OutputDirError,
@@ -115,22 +174,39 @@ def reproduce(args: argparse.Namespace) -> int:
         check_output_dir,
         output_lock,
     )
+    from lowrank_theory.simulations.store import InvalidRunFile
 
-    seeds = selected_seeds(args)
+    n_seeds = _seed_count(args)
     if args.config is not None:
-        from lowrank_theory.simulations.sweepfile import SweepFileError, load_sweep_file
+        from lowrank_theory.simulations.sweepfile import (
+            SweepFileError,
+            load_sweep_file,
+            output_name,
+        )
 
         try:
-            spec = load_sweep_file(args.config)
-        except SweepFileError as exc:
+            spec = load_sweep_file(args.config, force=args.force)
+            if n_seeds is not None:
+                check_run_count(len(spec.sweep.configs), n_seeds, force=args.force)
+        except (SweepFileError, SweepTooLarge) as exc:
             print(f"error: --config {exc}", file=sys.stderr)
             return 2
+        seeds = selected_seeds(args)
         sweep = spec.sweep if seeds is None else dataclasses.replace(spec.sweep, seeds=seeds)
         jobs = [(spec.experiment, sweep, spec.options)]
-        out = args.out if args.out is not None else DEFAULT_OUT / args.config.stem
+        out = args.out if args.out is not None else DEFAULT_OUT / output_name(args.config)
         what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
     else:
         names = args.only or list(EXPERIMENTS)
+        if n_seeds is not None:
+            try:
+                for name in names:
+                    check_run_count(len(EXPERIMENTS[name].sweep(args.size).configs), n_seeds,
+                                    force=args.force, what=f"{name} --{args.size}")
+            except SweepTooLarge as exc:
+                print(f"error: --seeds: {exc}", file=sys.stderr)
+                return 2
+        seeds = selected_seeds(args)
         jobs = []
         for name in names:
             experiment = EXPERIMENTS[name]
@@ -140,9 +216,26 @@ def reproduce(args: argparse.Namespace) -> int:
             jobs.append((experiment, sweep, None))
         out = args.out if args.out is not None else DEFAULT_OUT
         what = f"--{args.size}: {', '.join(names)}"
+    error = _size_error(args, jobs)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        report = _dry_run(args, out, jobs)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        return 0
     if seeds is not None:
-        what += f", seeds {', '.join(map(str, seeds))}"
+        what += (f", seeds {', '.join(map(str, seeds))}" if len(seeds) <= 20
+                 else f", {len(seeds)} seeds {seeds[0]}..{seeds[-1]}")
+    figure_errors: tuple[type[Exception], ...] = ()
+    if args.figures:
+        from lowrank_theory.figures.io import TableError
+
+        figure_errors = (TableError,)
     try:
+        if args.scheduler is not None:
+            probe_scheduler(args.scheduler)  # before --out is touched
         out = check_output_dir(out)
         with output_lock(out), warnings.catch_warnings():
             warnings.simplefilter("always", RunFileWarning)
@@ -150,6 +243,21 @@ def reproduce(args: argparse.Namespace) -> int:
             report = _run(args, out, jobs, what)
     except (OutputDirError, OutputLocked) as exc:
         print(f"error: --out: {exc}", file=sys.stderr)
+        return 2
+    except figure_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SchedulerUnreachable as exc:
+        print(f"error: --scheduler: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # --executor dask without dask.distributed
+        print(f"error: --executor {args.executor}: {exc}", file=sys.stderr)
+        return 2
+    except InvalidRunFile as exc:  # a run file changed under the sweep
+        print(f"error: {exc}; rerun to recompute it", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {output_error(exc)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report, indent=2))

@@ -1,21 +1,35 @@
 """``python -m lowrank_theory.figures [RESULTS] [--out DIR] [--force] [--publish]``: draw figures from tables.
 
 Figures whose table and drawing code are unchanged since they were drawn are kept as they are.
+Exit codes: 0 drawn (or up to date), 1 no table found, 2 a usage error or a folder, table or
+figure that cannot be used as it is (the message names it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from lowrank_theory.figures.io import TableError
 from lowrank_theory.figures.make import FIGURES, GENERATED_DIR, make_figures, publish
+from lowrank_theory.simulations.store import OutputDirError
+
+
+def _folder(text: str) -> str:
+    if not text.strip() or "\0" in text:
+        raise argparse.ArgumentTypeError(f"must name a folder, got {text[:60]!r} (write . for "
+                                         "the current folder)")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     """Draw the figures that are out of date; return 0, or 1 when no table was found."""
     parser = argparse.ArgumentParser(prog="python -m lowrank_theory.figures", description=__doc__)
-    parser.add_argument("results", nargs="?", default="results", help="directory of result tables")
-    parser.add_argument("--out", default=None, help="figure directory (default RESULTS/figures)")
+    parser.add_argument("results", nargs="?", default="results", type=_folder,
+                        help="directory of result tables")
+    parser.add_argument("--out", default=None, type=_folder,
+                        help="figure directory (default RESULTS/figures)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), metavar="NAME",
                         help=f"experiments to draw (choose from {', '.join(FIGURES)})")
     parser.add_argument("--force", action="store_true",
@@ -23,12 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true",
                         help=f"also copy the README's PNGs to {GENERATED_DIR}")
     args = parser.parse_args(argv)
-    paths = make_figures(args.results, args.out, args.only, force=args.force)
+    if Path(args.results).exists() and not Path(args.results).is_dir():
+        print(f"error: RESULTS {args.results} is a file; give the folder of result tables",
+              file=sys.stderr)
+        return 2
+    try:
+        paths = make_figures(args.results, args.out, args.only, force=args.force)
+        if paths and args.publish:
+            publish(paths)
+    except (TableError, OutputDirError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else args.out or args.results
+        print(f"error: {exc.strerror or exc}: {where}", file=sys.stderr)
+        return 2
     if not paths:
         print(f"no result tables in {args.results}", file=sys.stderr)
         return 1
-    if args.publish:
-        publish(paths)
     for path in paths:
         print(path)
     return 0

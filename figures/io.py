@@ -23,6 +23,7 @@ from lowrank_theory.simulations.store import read_csv_exact
 
 __all__ = [
     "STRING_COLUMNS",
+    "TableError",
     "TableSource",
     "locate_table",
     "load_table",
@@ -32,6 +33,10 @@ __all__ = [
 #: Columns read as strings from a CSV without a manifest (identifiers, never numbers).
 STRING_COLUMNS: tuple[str, ...] = ("experiment", "config_hash", "package_version", "git_commit",
                                    "timestamp")
+
+
+class TableError(ValueError):
+    """A result table is there but cannot be used: not a file, or no file matches its manifest."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,12 @@ def _manifest(path: Path) -> dict | None:
     except (OSError, ValueError):
         warnings.warn(f"table manifest {path} is unreadable; ignoring it", stacklevel=3)
         return None
-    return manifest if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict) or (
+            not isinstance(manifest.get("dtypes", {}), dict)):
+        warnings.warn(f"table manifest {path} is not a manifest of tables; ignoring it",
+                      stacklevel=3)
+        return None
+    return manifest
 
 
 def locate_table(results: str | os.PathLike, name: str) -> TableSource:
@@ -62,8 +72,9 @@ def locate_table(results: str | os.PathLike, name: str) -> TableSource:
     ------
     FileNotFoundError
         If neither file exists; the message gives the command that writes it.
-    ValueError
-        If the tables exist but none matches its manifest.
+    TableError
+        If a table's path is a folder (or another non-file), or the tables exist but none
+        matches its manifest.
     """
     stem = Path(results) / name
     manifest_path = stem.with_suffix(".json")
@@ -71,6 +82,10 @@ def locate_table(results: str | os.PathLike, name: str) -> TableSource:
     files = manifest.get("files", {}) if manifest else {}
     candidates = [p for p in (stem.with_suffix(".parquet"), stem.with_suffix(".csv"))
                   if p.exists() and (p.suffix == ".csv" or find_spec("pyarrow") is not None)]
+    for path in candidates:
+        if not path.is_file():
+            raise TableError(f"{path} is not a file (a folder?), where the table of {name!r} "
+                             "belongs; move it away")
     if not candidates:
         raise FileNotFoundError(
             f"no result table for {name!r} in {results}: run "
@@ -84,7 +99,7 @@ def locate_table(results: str | os.PathLike, name: str) -> TableSource:
             continue
         dtypes = manifest.get("dtypes") if manifest is not None else None
         return TableSource(path, data, digest, dtypes)
-    raise ValueError(f"no table of {name!r} in {results} matches its manifest: rerun "
+    raise TableError(f"no table of {name!r} in {results} matches its manifest: rerun "
                      f"`lowrank-theory reproduce --only {name} --out {results}`")
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from lowrank_theory.figures import atlas, plots, schemes
 from lowrank_theory.figures.io import load_table, locate_table
 from lowrank_theory.figures.style import FORMATS, save_figure
-from lowrank_theory.simulations.store import atomic_write_text
+from lowrank_theory.simulations.store import atomic_write_text, ensure_folder
 
 __all__ = [
     "FIGURES",
@@ -96,7 +96,9 @@ def _write_manifest(path: Path, drawn: Mapping[str, Any]) -> None:
 def _up_to_date(record: Any, source: Mapping[str, str], paths: Iterable[Path]) -> bool:
     if not isinstance(record, dict) or any(record.get(k) != v for k, v in source.items()):
         return False
-    files = record.get("files", {})
+    files = record.get("files")
+    if not isinstance(files, dict):  # a damaged record: draw again
+        return False
     try:
         return all(files.get(p.name) == _digest(p.read_bytes()) for p in paths)
     except OSError:
@@ -125,6 +127,15 @@ def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = Non
     -------
     list of Path
         The PNG and PDF files of the figures, drawn now or up to date.
+
+    Raises
+    ------
+    OutputDirError
+        If ``out`` (or a folder above it) is a file.
+    TableError
+        If a table is there but cannot be used (:func:`~lowrank_theory.figures.io.locate_table`).
+    OSError
+        If a figure or the manifest cannot be written; ``filename`` names it.
     """
     names = list(FIGURES) if only is None else list(only)
     unknown = [n for n in names if n not in FIGURES]
@@ -148,6 +159,7 @@ def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = Non
                 written += paths
                 continue
             table = load_table(source) if table is None else table
+            ensure_folder(out)  # a file in its place is named, not a FileExistsError
             if drawn.pop(stem, None) is not None:  # a killed redraw must not look up to date
                 _write_manifest(manifest_path, drawn)
             paths = save_figure(draw(table), out, stem)

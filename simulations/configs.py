@@ -32,11 +32,16 @@ __all__ = [
     "LandscapeConfig",
     "AtlasConfig",
     "atlas_configs",
+    "MAX_SEED",
     "Sweep",
 ]
 
 #: The sizes every experiment defines.
 SIZES: tuple[str, ...] = ("quick", "full")
+#: Largest seed: the tables' ``seed`` column is int64 (a larger seed would turn it into uint64
+#: in one unit's file and the combined column into floats), and torch seeds its generators with
+#: 64-bit integers.
+MAX_SEED = 2**63 - 1
 #: Relative ``||A^ - A*||_F`` below which a fitted base counts as recovering ``A*``: the exact
 #: solvers stop near 1e-12, far below the O(1) errors of non-identified cases (T <= 2).
 RECOVERED = 1e-6
@@ -440,5 +445,7 @@ class Sweep:
             raise ValueError("seeds must be a non-empty tuple of ints")
         for i, seed in enumerate(self.seeds):
             _check_int(f"seeds[{i}]", seed, 0)
+            if seed > MAX_SEED:
+                raise ValueError(f"seeds[{i}] must be at most 2**63 - 1 = {MAX_SEED}, got {seed}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")

@@ -10,11 +10,13 @@ that started them, even when it is killed (:func:`_tie_to_parent`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +26,33 @@ from lowrank_theory.simulations.configs import ExperimentConfig
 
 __all__ = [
     "EXECUTORS",
+    "KEY_SEEDS_CHARS",
+    "SCHEDULER_PROTOCOLS",
+    "SCHEDULER_TIMEOUT",
+    "SchedulerUnreachable",
     "Unit",
     "RunFunction",
     "SequentialExecutor",
     "LocalExecutor",
     "DaskExecutor",
+    "check_scheduler_address",
     "make_executor",
+    "probe_scheduler",
 ]
 
 #: Executors ``--executor`` accepts.
 EXECUTORS: tuple[str, ...] = ("local", "dask")
+#: Longest seed list a unit's file name spells out (``<hash>-0_1_2``); a longer one is named by
+#: its length and a digest, so that a name stays far below the 255 bytes a file name may have.
+KEY_SEEDS_CHARS = 48
+#: Protocols of dask.distributed scheduler addresses (``tcp://host:8786``).
+SCHEDULER_PROTOCOLS: tuple[str, ...] = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+#: Seconds to wait for a dask scheduler to answer before giving up (dask's own default is 30).
+SCHEDULER_TIMEOUT = 10.0
+
+
+class SchedulerUnreachable(ConnectionError):
+    """The dask scheduler at the address given does not answer in time."""
 
 RunFunction = Callable[..., pd.DataFrame]
 
@@ -47,8 +66,24 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """File stem ``<config_hash>-<seed>[_<seed>...]``."""
-        return f"{self.config.config_hash()}-{'_'.join(map(str, self.seeds))}"
+        """File stem, of bounded length whatever the seeds.
+
+        ``<config_hash>-<seed>[_<seed>...]``, or for a long seed list
+        ``<config_hash>-<count>seeds-<digest>``.
+
+        Examples
+        --------
+        >>> from lowrank_theory.simulations.configs import PhaseConfig
+        >>> Unit(PhaseConfig(), (0, 1, 2)).key == PhaseConfig().config_hash() + "-0_1_2"
+        True
+        >>> key = Unit(PhaseConfig(), tuple(range(100))).key
+        >>> key.split("-")[1], len(key)
+        ('100seeds', 38)
+        """
+        seeds = "_".join(map(str, self.seeds))
+        if len(seeds) > KEY_SEEDS_CHARS:
+            seeds = f"{len(self.seeds)}seeds-{hashlib.sha256(seeds.encode()).hexdigest()[:16]}"
+        return f"{self.config.config_hash()}-{seeds}"
 
 
 def _run_unit(run: RunFunction, config: ExperimentConfig, seeds: tuple[int, ...]) -> pd.DataFrame:
@@ -173,6 +208,49 @@ class LocalExecutor:
                 future.cancel()
 
 
+def check_scheduler_address(address: str) -> str:
+    """Return the dask scheduler ``address`` with its protocol, after checking its form.
+
+    ``host:port`` means ``tcp://host:port``. Nothing is imported or contacted.
+
+    Raises
+    ------
+    ValueError
+        If ``address`` is not ``[protocol://]host:port`` with a known protocol and a port in
+        1..65535; the message shows the form expected.
+
+    Examples
+    --------
+    >>> check_scheduler_address("10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    >>> check_scheduler_address("not an address")
+    Traceback (most recent call last):
+    ValueError: scheduler address 'not an address' is not of the form tcp://host:port (e.g. tcp://10.0.0.5:8786)
+    """
+    form = "tcp://host:port (e.g. tcp://10.0.0.5:8786)"
+    if not isinstance(address, str) or not address or any(c.isspace() for c in address):
+        raise ValueError(f"scheduler address {str(address)[:100]!r} is not of the form {form}")
+    protocol, sep, rest = address.partition("://")
+    if not sep:
+        protocol, rest = "tcp", address
+    if protocol not in SCHEDULER_PROTOCOLS:
+        raise ValueError(f"scheduler address {address[:100]!r} has protocol {protocol[:20]!r}; "
+                         f"use one of {', '.join(SCHEDULER_PROTOCOLS)}, as in {form}")
+    if protocol == "inproc":
+        if not rest:
+            raise ValueError(f"scheduler address {address[:100]!r} names no process")
+        return address
+    try:
+        parts = urllib.parse.urlsplit("//" + rest)
+        port = parts.port
+    except ValueError:
+        port, parts = None, None
+    if parts is None or not parts.hostname or port is None or not 0 < port < 65536 or (
+            parts.path or parts.query or parts.fragment or parts.username):
+        raise ValueError(f"scheduler address {address[:100]!r} is not of the form {form}")
+    return f"{protocol}://{rest}"
+
+
 class DaskExecutor:
     """Runs units on a dask.distributed cluster: ``scheduler`` address, or a new LocalCluster.
 
@@ -181,15 +259,30 @@ class DaskExecutor:
     jobs : int
         Workers of the LocalCluster started when ``scheduler`` is None.
     scheduler : str or None
-        Address of a running scheduler (``tcp://host:8786``).
+        Address of a running scheduler (``tcp://host:8786``), checked by
+        :func:`check_scheduler_address`.
     processes : bool
         LocalCluster option: worker processes (default) or threads of this process.
+    timeout : float, optional
+        Seconds to wait for the scheduler to answer when entered; default
+        :data:`SCHEDULER_TIMEOUT`.
+
+    Raises
+    ------
+    ValueError
+        If ``scheduler`` is not an address (on construction).
+    SchedulerUnreachable
+        If the scheduler does not answer within ``timeout`` seconds (on entering).
     """
 
-    def __init__(self, jobs: int = 1, scheduler: str | None = None, *, processes: bool = True) -> None:
+    def __init__(self, jobs: int = 1, scheduler: str | None = None, *, processes: bool = True,
+                 timeout: float | None = None) -> None:
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+        if scheduler is not None:
+            scheduler = check_scheduler_address(scheduler)
         self.jobs, self.scheduler, self.processes = jobs, scheduler, processes
+        self.timeout = timeout
         self._client: Any = None
         self._cluster: Any = None
 
@@ -204,11 +297,21 @@ class DaskExecutor:
                                          processes=self.processes, dashboard_address=None)
             self._client = Client(self._cluster)
         else:
-            self._client = Client(self.scheduler)
+            timeout = SCHEDULER_TIMEOUT if self.timeout is None else self.timeout
+            try:
+                self._client = Client(self.scheduler, timeout=timeout)
+            except (OSError, TimeoutError, ValueError) as exc:
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else (
+                    type(exc).__name__)
+                raise SchedulerUnreachable(
+                    f"cannot reach the dask scheduler at {self.scheduler} within "
+                    f"{timeout:g} s ({reason}); check the address, and that the scheduler "
+                    "is running and reachable from here") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
         if self._cluster is not None:
             self._cluster.close()
 
@@ -238,4 +341,23 @@ def make_executor(kind: str = "local", jobs: int = 1, scheduler: str | None = No
     if kind == "dask":
         return DaskExecutor(jobs, scheduler)
     return SequentialExecutor() if jobs == 1 else LocalExecutor(jobs)
+
+
+def probe_scheduler(address: str, timeout: float | None = None) -> None:
+    """Connect to the dask scheduler at ``address`` and disconnect, to see that it answers.
+
+    Run before anything is written, so a wrong address fails at once rather than after the
+    output folder was set up.
+
+    Raises
+    ------
+    ValueError
+        If ``address`` is not an address (:func:`check_scheduler_address`).
+    SchedulerUnreachable
+        If it does not answer within ``timeout`` seconds (default :data:`SCHEDULER_TIMEOUT`).
+    ImportError
+        If dask.distributed is not installed.
+    """
+    with DaskExecutor(1, address, timeout=timeout):
+        pass
 

@@ -2,11 +2,11 @@
 
 Layout under the output folder ``out``::
 
-    out/.lock                                      held while a sweep writes (pid of the holder)
+    out/.lowrank-theory.lock                       held while a sweep writes (pid of the holder)
     out/<experiment>/configs/<config_hash>.json    the config of each hash (provenance)
     out/<experiment>/runs/<config_hash>-<seeds>.csv   the rows of one finished unit of work
-    out/<experiment>/runs/<config_hash>-<seeds>.json  its sidecar: size, SHA-256, rows, dtypes,
-                                                   code version; written last
+    out/<experiment>/runs/<config_hash>-<seeds>.json  its sidecar: name, size, SHA-256, rows,
+                                                   dtypes, unit, code version; written last
     out/<experiment>.csv, out/<experiment>.parquet the combined tidy table (Parquet with pyarrow)
     out/<experiment>.json                          their manifest: digests, dtypes, inputs
 
@@ -14,7 +14,8 @@ A unit of work is one config with one seed (or, for experiments that batch seeds
 axis, one config with all its seeds). Files are written atomically and run files checked
 against their sidecars (:mod:`lowrank_theory.simulations.store`): a killed sweep leaves only complete run
 files; rerunning it skips them, and recomputes, with a warning naming it, any run file that is
-incomplete or corrupt. A changed config has a new hash, hence new file names, and the combined
+incomplete, corrupt, or another unit's (copied over this unit's name). A config record whose
+content is not the config of its hash is rewritten, with a warning. A changed config has a new hash, hence new file names, and the combined
 table holds only the hashes of the current sweep, so old rows are never mixed in. A resumed unit
 computed by another version of the code is kept but reported (a warning and the summary). The
 combined table is rewritten only when its run files changed.
@@ -59,9 +60,11 @@ from lowrank_theory.simulations.store import (
     atomic_write_text,
     check_output_dir,
     check_run,
+    ensure_folder,
     inputs_digest,
     output_lock,
     read_run,
+    refuse_non_files,
     remove_stale_temporaries,
     tables_current,
     warn_run_file,
@@ -76,7 +79,7 @@ __all__ = [
     "LocalExecutor", "OutputDirError", "OutputLocked", "RunFileWarning", "SequentialExecutor",
     "SweepResult", "Unit", "atomic_write_text", "check_output_dir", "code_version",
     "drop_provenance", "git_commit", "make_executor", "output_lock", "package_version",
-    "run_experiment", "units_of",
+    "run_experiment", "unit_identity", "units_of",
 ]
 
 #: Columns that record where a row came from rather than what was computed. ``timestamp``
@@ -329,23 +332,51 @@ def _bind_options(experiment: Experiment, options: Mapping[str, Any] | None,
     return functools.partial(experiment.run, **options) if options else experiment.run
 
 
+def _config_record(experiment: Experiment, config: ExperimentConfig) -> str:
+    """The text of ``configs/<hash>.json``: what the config of that hash is (provenance)."""
+    record = {"experiment": experiment.name, "type": type(config).__name__,
+              "schema": config.SCHEMA, "config": config.to_dict()}
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
 def _write_configs(experiment: Experiment, sweep: Sweep, directory: Path) -> None:
+    """Write each config's record; rewrite, with a warning, one that holds anything else."""
     for config in sweep.configs:
         path = directory / f"{config.config_hash()}.json"
-        if not path.exists():
-            record = {"experiment": experiment.name, "type": type(config).__name__,
-                      "schema": config.SCHEMA, "config": config.to_dict()}
-            atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        text = _config_record(experiment, config)
+        if os.path.lexists(path) and not path.is_file():
+            raise OutputDirError(f"{path} is not a regular file, where the runner keeps the "
+                                 "record of a config; move it away and rerun")
+        try:
+            old = path.read_bytes() if path.exists() else None
+        except OSError:
+            old = b""
+        if old is None or old == text.encode():
+            if old is None:
+                atomic_write_text(path, text)
+            continue
+        # The record names its config: garbage or another config's record here would pass
+        # the wrong provenance on to whoever reads it.
+        warn_run_file(f"config record {path} did not hold the config of hash "
+                      f"{config.config_hash()} (garbage, or another config's record); "
+                      "rewrote it")
+        atomic_write_text(path, text)
 
 
-def _check_runs(units: Sequence[Unit], paths: Sequence[Path]
+def unit_identity(experiment: Experiment, unit: Unit) -> dict[str, Any]:
+    """What a unit's sidecar and rows must show: its experiment, config hash and seeds."""
+    return {"experiment": experiment.name, "config_hash": unit.config.config_hash(),
+            "seed": list(unit.seeds)}
+
+
+def _check_runs(experiment: Experiment, units: Sequence[Unit], paths: Sequence[Path]
                 ) -> tuple[list[RunRecord | None], list[str], list[str]]:
     """Validate the run files: records (None: to compute), invalid files, other-code units."""
     records: list[RunRecord | None] = []
     invalid, other_code = [], []
     for unit, path in zip(units, paths, strict=True):
         try:
-            record = check_run(path)
+            record = check_run(path, unit_identity(experiment, unit))
         except InvalidRunFile as exc:
             warn_run_file(f"{exc}; recomputing it")
             invalid.append(path.name)
@@ -402,7 +433,8 @@ def run_experiment(
         If a config of ``sweep`` is not of ``experiment.config_type`` (before anything is
         written).
     OutputDirError
-        If ``out`` is not a writable folder (before anything is computed).
+        If ``out`` is not a writable folder, or a path the runner keeps its files at is taken
+        by a folder or file of the wrong kind (before anything is computed).
     OutputLocked
         If another process is writing into ``out``.
 
@@ -421,14 +453,18 @@ def run_experiment(
     with output_lock(out):
         exp_dir = out / experiment.name
         runs_dir = exp_dir / "runs"
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (runs_dir, exp_dir / "configs"):
+            ensure_folder(directory)
+        refuse_non_files(*(out / f"{experiment.name}{suffix}" for suffix in (".csv", ".parquet",
+                                                                             ".json")),
+                         kind="a combined table")
         for directory in (runs_dir, exp_dir / "configs", out):
             remove_stale_temporaries(directory)
         _write_configs(experiment, sweep, exp_dir / "configs")
 
         units = units_of(sweep, experiment.seeds_per_unit)
         paths = [runs_dir / f"{unit.key}.csv" for unit in units]
-        records, invalid, other_code = _check_runs(units, paths)
+        records, invalid, other_code = _check_runs(experiment, units, paths)
         todo = [i for i, record in enumerate(records) if record is None]
         if todo:
             own = executor is None
@@ -442,7 +478,8 @@ def run_experiment(
                     config = pending[j].config
                     records[todo[j]] = write_run(paths[todo[j]],
                                                  _with_keys(frame, experiment.name, config),
-                                                 code_version(config))
+                                                 code_version(config),
+                                                 unit_identity(experiment, pending[j]))
                     bar.update(1)
 
         done: list[RunRecord] = records  # type: ignore[assignment]  # every unit has a record now

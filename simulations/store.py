@@ -1,16 +1,22 @@
 """Files of a sweep on disk: atomic writes, self-checking run files, table manifests, the lock.
 
 Every file is first written under a temporary name in its own folder,
-``.<name>.<pid>.<random>.tmp`` (created with the permissions the user's umask gives), then
-renamed into place with ``os.replace``, which is atomic on POSIX: a reader sees the old file or
-the whole new one. A temporary whose process is gone is removed by the next sweep.
+``.lowrank-theory.<name>.<pid>.<random>.tmp`` (created with the permissions the user's umask
+gives, never through a symbolic link), then renamed into place with ``os.replace``, which is
+atomic on POSIX: a reader sees the old file or the whole new one. A temporary of this project
+whose process is gone is removed by the next sweep; files of other programs in the folder, even
+``.*.tmp`` ones, are never touched. A write that fails names the file it was writing (a full
+disk included), and leaves the previous version of that file in place.
 
 A run file ``<key>.csv`` counts as finished only beside its sidecar ``<key>.json``, written
-after the data file is in place. The sidecar records the data file's size and SHA-256, its rows
-and its columns with their dtypes, and the code that computed it; a run file without a sidecar,
-or whose bytes differ from what its sidecar records, fails :func:`check_run` and is recomputed.
-The rows are read back with the recorded dtypes, so a string of digits (a config hash such as
-``"754797311399"``) stays a string.
+after the data file is in place. The sidecar records the data file's name, size and SHA-256,
+its rows and its columns with their dtypes, the unit it belongs to (experiment, config hash,
+seeds) and the code that computed it. :func:`check_run` accepts a run file only when all of
+these agree with the file and with the unit asked for: a run file without a sidecar, whose
+bytes differ from what its sidecar records, copied from another unit, or whose recorded rows
+or dtypes do not match what it parses to, is recomputed. The rows are read back with the
+recorded dtypes, so a string of digits (a config hash such as ``"754797311399"``) stays a
+string.
 
 A combined table ``<stem>.csv`` (and ``<stem>.parquet`` when pyarrow is installed) is described
 by its manifest ``<stem>.json``: the tables' SHA-256, dtypes, and a digest of the run files it
@@ -18,9 +24,11 @@ was built from. The old manifest and Parquet file are removed before the new CSV
 the manifest is written last, so a new CSV never sits beside a stale Parquet file, and a failed
 write leaves neither table.
 
-While a sweep writes into an output folder it holds an exclusive lock on ``<out>/.lock``
-(``fcntl.flock``; the file records the holder's pid). A second process that wants the folder
-gets :class:`OutputLocked` at once instead of racing the first.
+While a sweep writes into an output folder it holds an exclusive lock on
+``<out>/.lowrank-theory.lock`` (``fcntl.flock``; the file records the holder's pid). A second
+process that wants the folder gets :class:`OutputLocked` at once instead of racing the first,
+naming the process that holds the lock (read from the kernel's lock table where there is one),
+or saying that it cannot tell.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import tempfile
 import warnings
@@ -43,19 +52,33 @@ import pandas as pd
 
 #: Version of the sidecar and manifest formats; files of another version are redone.
 FORMAT = 1
+#: Prefix of every file name of this project's own in a folder that may hold other programs'
+#: files (the lock, temporaries): nothing else is ever deleted or overwritten there.
+OWN_PREFIX = ".lowrank-theory."
 #: Name of the lock file in an output folder.
-LOCK_NAME = ".lock"
+LOCK_NAME = OWN_PREFIX + "lock"
+#: Dtypes a string column may be recorded with (pandas 3 writes ``str``, older ones ``object``).
+STRING_DTYPES: tuple[str, ...] = ("str", "object", "string")
+# A temporary of this project: OWN_PREFIX, the final name, the writer's pid, 8 random hex digits.
+_TEMPORARY = re.compile(re.escape(OWN_PREFIX) + r".+\.(\d+)\.[0-9a-f]{8}\.tmp")
 
 __all__ = [
-    "FORMAT", "LOCK_NAME", "InvalidRunFile", "OutputDirError", "OutputLocked", "RunFileWarning",
-    "RunRecord", "atomic_write_bytes", "atomic_write_text", "check_output_dir", "check_run",
-    "inputs_digest", "output_lock", "read_csv_exact", "read_run", "remove_stale_temporaries",
-    "sha256_hex", "sidecar_path", "tables_current", "warn_run_file", "write_run", "write_tables",
+    "FORMAT", "LOCK_NAME", "OWN_PREFIX", "STRING_DTYPES", "InvalidRunFile", "OutputDirError",
+    "OutputLocked", "RunFileWarning", "RunRecord", "atomic_write_bytes", "atomic_write_text",
+    "check_output_dir", "check_run", "ensure_folder", "inputs_digest", "output_lock",
+    "read_csv_exact", "read_run", "refuse_non_files", "remove_stale_temporaries", "sha256_hex",
+    "sidecar_path",
+    "tables_current", "warn_run_file", "write_run", "write_tables",
 ]
 
 
 class OutputDirError(ValueError):
-    """The output folder is a file, cannot be created, or cannot be written."""
+    """The output folder, or a path the runner needs inside it, cannot be used as it is.
+
+    The folder is a file, cannot be created or written; or a folder, file or link of the
+    wrong kind sits where the runner keeps its own (``runs`` a file, a run file a folder, the
+    lock a symbolic link). The message names the path and what to do.
+    """
 
 
 class OutputLocked(RuntimeError):
@@ -86,23 +109,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     The temporary file is created with mode ``0o666`` less the umask, like any new file, and
-    its name holds this process's id, so concurrent writers never share a temporary.
+    its name (``.lowrank-theory.<name>.<pid>.<random>.tmp``) holds this process's id, so
+    concurrent writers never share a temporary and other programs' files are never mistaken
+    for one.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (a full disk: ``errno.ENOSPC``); its ``filename`` is
+        ``path``, not the temporary, and the temporary is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
+    ensure_folder(path.parent)
+    tmp = path.parent / f"{OWN_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_BINARY", 0))
     try:
+        fd = os.open(tmp, flags, 0o666)
         try:
-            _write_fully(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            try:
+                _write_fully(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # Name the file the caller asked for: the temporary means nothing to a reader.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -121,17 +157,26 @@ def _process_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Remove the temporaries in ``directory`` whose writing process is gone; return them.
+    """Remove this project's temporaries in ``directory`` whose writing process is gone.
 
     A SIGKILL between creating a temporary and renaming it leaves it behind. It is never read
-    (only final names are), but it would accumulate. A temporary of a live process (another
-    writer) is kept.
+    (only final names are), but it would accumulate. Only names this module gives its
+    temporaries (see :func:`atomic_write_bytes`) are considered, and only regular files: other
+    programs' files, ``.notes.tmp`` say, are never touched. A temporary of a live process
+    (another writer) is kept.
+
+    Returns
+    -------
+    list of Path
+        The temporaries removed.
     """
     removed = []
-    for tmp in directory.glob(".*.tmp"):
-        parts = tmp.name.split(".")
-        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-        if pid is not None and pid != os.getpid() and _process_alive(pid):
+    for tmp in directory.glob(OWN_PREFIX + "*.tmp"):
+        match = _TEMPORARY.fullmatch(tmp.name)
+        if match is None or tmp.is_symlink() or not tmp.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _process_alive(pid):
             continue
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -173,13 +218,82 @@ def check_output_dir(out: str | os.PathLike) -> Path:
         raise OutputDirError(f"cannot create output folder {path}: "
                              f"{exc.strerror or exc}") from None
     try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=path, prefix=OWN_PREFIX + "write-check.",
+                                     suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise OutputDirError(f"output folder {path} is not writable: "
                              f"{exc.strerror or exc}") from None
     return path
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) if needed; return it.
+
+    Raises
+    ------
+    OutputDirError
+        If ``path`` or one of its parents exists but is not a folder (a file where the runner
+        keeps ``runs/``, say), or the folder cannot be created; the message names the path.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputDirError(f"{path} exists and is not a folder, where one is needed: move "
+                             "it away (or choose another --out) and rerun") from None
+    except OSError as exc:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise OutputDirError(f"cannot create folder {path}: {blocker} is a file, not a "
+                                 "folder; move it away (or choose another --out) and rerun"
+                                 ) from None
+        raise OutputDirError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _lock_table_holder(fd: int) -> int | None:
+    """The pid the kernel's lock table (Linux ``/proc/locks``) gives for the flock on ``fd``."""
+    st = os.fstat(fd)
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    exact, same_inode = set(), set()
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 3114 fd:01:1837110 0 EOF" (a "->" marks a waiter)
+        fields = line.split()
+        if "->" in fields or "FLOCK" not in fields or len(fields) < 6:
+            continue
+        i = fields.index("FLOCK")
+        if i + 4 >= len(fields) or not fields[i + 3].isdigit():
+            continue
+        pid, where = int(fields[i + 3]), fields[i + 4]
+        if where == device:
+            exact.add(pid)
+        elif where.rsplit(":", 1)[-1] == str(st.st_ino):
+            same_inode.add(pid)  # some file systems (overlays) report another device number
+    found = exact or same_inode
+    return found.pop() if len(found) == 1 and min(found) > 0 else None
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the flock on ``fd``: ``"process 1234"``, or says that it cannot tell."""
+    pid = _lock_table_holder(fd)
+    if pid is not None:
+        return f"process {pid}"
+    # No lock table: the pid the holder wrote, if that process is alive. (It may be stale: the
+    # holder writes it just after it takes the lock.)
+    try:
+        written = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        written = ""
+    if written.isdigit() and _process_alive(int(written)):
+        return f"process {written} (as its lock file says)"
+    return "another process (which one cannot be told here)"
 
 
 # Locks this process holds, by real path, with their depth: flock locks belong to an open file,
@@ -192,12 +306,17 @@ _HELD: dict[str, int] = {}
 def output_lock(out: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on the output folder ``out`` (which must exist) while inside.
 
-    Re-entrant within a process. On systems without ``fcntl`` no lock is taken.
+    Re-entrant within a process. On systems without ``fcntl`` no lock is taken. The lock file
+    is ``out/.lowrank-theory.lock``, opened without following a symbolic link; no other file
+    of ``out`` is touched.
 
     Raises
     ------
     OutputLocked
-        If another process holds the lock; the message names the folder and the holder's pid.
+        If another process holds the lock; the message names the folder and the holder's pid,
+        or says that it cannot be told.
+    OutputDirError
+        If the lock file cannot be opened: it is a folder or a symbolic link, say.
     """
     path = Path(out)
     key = os.path.realpath(path)
@@ -212,17 +331,23 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path]:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         fcntl = None
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    lock = path / LOCK_NAME
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(lock, flags, 0o666)
+    except OSError as exc:
+        what = ("is a symbolic link" if lock.is_symlink() else "is a folder" if lock.is_dir()
+                else f"cannot be opened ({exc.strerror or exc})")
+        raise OutputDirError(f"the lock file {lock} {what}; this program keeps its lock there: "
+                             "remove it (or choose another --out) and rerun") from None
     try:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip()
-                who = f"process {holder}" if holder.isdigit() else "another process"
-                raise OutputLocked(f"output folder {path} is in use by {who} (lock file "
-                                   f"{path / LOCK_NAME}); wait for it to finish or choose "
-                                   "another output folder") from None
+                raise OutputLocked(f"output folder {path} is in use by {_lock_holder(fd)} (lock "
+                                   f"file {lock}); wait for it to finish or choose another "
+                                   "output folder") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         _HELD[key] = 1
@@ -277,7 +402,13 @@ def _parse_csv(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
     return read_csv_exact(data, dtypes)
 
 
-def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any]) -> RunRecord:
+def _unit_record(unit: Mapping[str, Any]) -> dict[str, Any]:
+    """``unit`` as its sidecar stores it (JSON values: a tuple of seeds becomes a list)."""
+    return {str(k): list(v) if isinstance(v, tuple | list) else v for k, v in unit.items()}
+
+
+def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any],
+              unit: Mapping[str, Any] | None = None) -> RunRecord:
     """Write the rows of one unit to ``path`` (CSV) and its sidecar, in that order.
 
     Parameters
@@ -289,6 +420,10 @@ def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any]) -> RunRe
         or strings (they are checked to survive the CSV round trip).
     code : mapping
         What computed the rows (package version, git commit, schema), stored in the sidecar.
+    unit : mapping, optional
+        What identifies the unit: column name to its one value or its list of values, e.g.
+        ``{"config_hash": "754797311399", "seed": [0, 1]}``. Stored in the sidecar;
+        :func:`check_run` compares it with the unit asked for and with the rows.
 
     Returns
     -------
@@ -317,12 +452,72 @@ def write_run(path: Path, frame: pd.DataFrame, code: Mapping[str, Any]) -> RunRe
     atomic_write_bytes(path, data)
     meta = {"format": FORMAT, "file": path.name, "bytes": len(data), "sha256": sha256_hex(data),
             "rows": len(frame), "dtypes": dtypes, "code": dict(code)}
+    if unit is not None:
+        meta["unit"] = _unit_record(unit)
     atomic_write_text(side, json.dumps(meta, indent=1) + "\n")
     return RunRecord(path, meta["sha256"], len(frame), dtypes, dict(code))
 
 
-def check_run(path: Path) -> RunRecord | None:
-    """Validate the run file ``path`` against its sidecar.
+def refuse_non_files(*paths: Path, kind: str = "a run file") -> None:
+    """Raise :class:`OutputDirError` if one of ``paths`` exists but is not a regular file.
+
+    A folder (or a link to nowhere) where a file of ours (``kind``) belongs cannot be written
+    over, and the runner never deletes what it did not write: the user has to move it.
+    """
+    for path in paths:
+        if os.path.lexists(path) and not path.is_file():
+            what = "a folder" if path.is_dir() else "not a regular file"
+            raise OutputDirError(f"{path} is {what}, where the runner keeps {kind}; move it "
+                                 "away and rerun")
+
+
+def _check_rows(path: Path, data: bytes, record: RunRecord,
+                unit: Mapping[str, Any] | None) -> None:
+    """Check that ``data`` parses to the rows, columns and dtypes ``record`` states."""
+    try:
+        frame = _parse_csv(data, record.dtypes)
+        inferred = _dtypes(read_csv_exact(data)) if record.rows else {}
+    except (ValueError, TypeError, OverflowError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InvalidRunFile(f"run file {path} does not parse with the dtypes its sidecar "
+                             f"records ({detail})") from None
+    if len(frame) != record.rows or list(frame.columns) != list(record.dtypes):
+        raise InvalidRunFile(f"run file {path} holds {len(frame)} rows and columns "
+                             f"{list(frame.columns)[:20]}, where its sidecar records "
+                             f"{record.rows} rows and columns {list(record.dtypes)[:20]}")
+    # A value's type shows in the CSV text: a column the writer held as float64 reads back as
+    # float64 without hints, and so on. Only strings may be recorded differently (a config
+    # hash of digits is a string that looks like an int); anything else (float32 for a float64
+    # column) would silently change the values.
+    wrong = {c: d for c, d in record.dtypes.items()
+             if d not in STRING_DTYPES and d != inferred.get(c, d)}
+    if wrong:
+        column, dtype = next(iter(wrong.items()))
+        raise InvalidRunFile(f"run file {path}: its sidecar records column {column!r} as "
+                             f"{dtype}, but the file holds {inferred[column]} values")
+    for column, expected in (unit or {}).items():
+        if column not in frame.columns:
+            continue
+        want = set(expected) if isinstance(expected, list | tuple) else {expected}
+        found = set(frame[column].tolist())
+        if not found <= want:
+            shown = sorted(map(str, found))[:5]
+            raise InvalidRunFile(f"run file {path} holds rows of {column} "
+                                 f"{', '.join(shown)}{' ...' if len(found) > 5 else ''}, not "
+                                 f"of this unit's {expected} (copied from another unit?)")
+
+
+def check_run(path: Path, unit: Mapping[str, Any] | None = None) -> RunRecord | None:
+    """Validate the run file ``path`` against its sidecar and, if given, its unit.
+
+    Parameters
+    ----------
+    path : Path
+        The run file, ``<key>.csv``.
+    unit : mapping, optional
+        The unit this file must belong to, as given to :func:`write_run`. The sidecar must
+        record the same unit (when it records one), and each column named in ``unit`` may
+        hold only its values.
 
     Returns
     -------
@@ -332,9 +527,15 @@ def check_run(path: Path) -> RunRecord | None:
     Raises
     ------
     InvalidRunFile
-        If the sidecar is missing or unreadable, or the file's size or SHA-256 differ from it.
+        If the sidecar is missing or unreadable; names another file or unit; the file's size
+        or SHA-256 differ from it; or the file does not parse to the rows, columns and dtypes
+        it records. The unit is then recomputed.
+    OutputDirError
+        If the run file or its sidecar is a folder (or another non-file): it cannot be
+        recomputed over.
     """
     side = sidecar_path(path)
+    refuse_non_files(path, side)
     if not side.exists():
         if not path.exists():
             return None
@@ -345,12 +546,20 @@ def check_run(path: Path) -> RunRecord | None:
         record = RunRecord(path, str(meta["sha256"]), int(meta["rows"]),
                            {str(k): str(v) for k, v in meta["dtypes"].items()},
                            dict(meta["code"]))
-        size, version = int(meta["bytes"]), meta["format"]
+        size, version, name = int(meta["bytes"]), meta["format"], meta.get("file")
+        recorded_unit = meta.get("unit")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise InvalidRunFile(f"run file {path}: its sidecar {side.name} is unreadable") from None
     if version != FORMAT:
         raise InvalidRunFile(f"run file {path}: its sidecar has format {version!r}, "
                              f"not {FORMAT}")
+    if name != path.name:
+        raise InvalidRunFile(f"run file {path}: its sidecar describes {str(name)[:100]!r}, not "
+                             f"{path.name!r} (copied from another unit?)")
+    if unit is not None and recorded_unit is not None and recorded_unit != _unit_record(unit):
+        raise InvalidRunFile(f"run file {path}: its sidecar belongs to unit "
+                             f"{str(recorded_unit)[:200]}, not {_unit_record(unit)} (copied "
+                             "from another unit?)")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -361,6 +570,7 @@ def check_run(path: Path) -> RunRecord | None:
     if sha256_hex(data) != record.sha256:
         raise InvalidRunFile(f"run file {path} differs from the SHA-256 its sidecar records "
                              "(corrupted or edited)")
+    _check_rows(path, data, record, unit)
     return record
 
 
@@ -411,8 +621,8 @@ def tables_current(stem: Path, inputs: str) -> tuple[Path, ...] | None:
     if manifest is None or manifest.get("inputs") != inputs:
         return None
     paths = (csv_path, parquet_path) if find_spec("pyarrow") is not None else (csv_path,)
-    files = manifest.get("files", {})
-    if set(files) != {p.name for p in paths}:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != {p.name for p in paths}:
         return None
     for path in paths:
         try:
@@ -428,8 +638,14 @@ def write_tables(table: pd.DataFrame, stem: Path, inputs: str) -> tuple[Path, ..
 
     Both tables are serialised before any file is touched. On any failure every table of
     ``stem`` is removed, so none is left stale beside another (the next sweep rebuilds them).
+
+    Raises
+    ------
+    OutputDirError
+        If one of the three paths is a folder (or another non-file); nothing is written then.
     """
     csv_path, parquet_path, manifest_path = _table_paths(stem)
+    refuse_non_files(csv_path, parquet_path, manifest_path, kind="a combined table")
     try:
         payload = {csv_path: table.to_csv(index=False, lineterminator="\n").encode("utf-8")}
         if find_spec("pyarrow") is not None:

@@ -17,9 +17,12 @@ last field varies fastest); fields not in the grid keep their defaults::
     [options]                   # keyword options of the experiment's run function, if any
 
 ``lowrank-theory reproduce --config FILE.toml`` runs it through the runner (resume, executors,
-figures). The file is checked against the experiment's config type before anything is
-written: an unknown field, a value of the wrong type (a float for an int field, a list for a
-scalar field, a scalar inside a tuple field) or an invalid combination raises
+figures), by default into ``results/<name>`` where ``<name>`` is the file's stem made safe
+(:func:`output_name`). The file is checked against the experiment's config type before anything
+is written: an unknown field, a value of the wrong type (a float for an int field, a list for a
+scalar field, a scalar inside a tuple field), an invalid combination, a seed outside
+0..2**63-1, or more runs than :data:`~lowrank_theory.simulations.budget.MAX_RUNS` (counted as
+the product of the axes' lengths and the seeds, before any config is built) raises
 :class:`SweepFileError`, whose message names the field.
 """
 
@@ -27,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -35,11 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.budget import SweepTooLarge, check_run_count
+from lowrank_theory.simulations.configs import MAX_SEED, ExperimentConfig, Sweep
 from lowrank_theory.simulations.runner import Experiment
 
-__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types"]
+__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types",
+           "output_name"]
 
+#: Largest sweep file read: a grid that lists 10^5 values takes about a megabyte.
+MAX_FILE_BYTES = 16 * 2**20
 #: The keys a sweep file may hold at its top level.
 TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options")
 
@@ -151,8 +160,9 @@ def _owners(name: str, experiments: Mapping[str, Experiment]) -> list[str]:
             if name in {f.name for f in dataclasses.fields(exp.config_type)}]
 
 
-def _parse_grid(grid: Any, experiment: Experiment,
-                experiments: Mapping[str, Experiment]) -> tuple[ExperimentConfig, ...]:
+def _grid_axes(grid: Any, experiment: Experiment,
+               experiments: Mapping[str, Experiment]) -> dict[str, list[Any]]:
+    """The values of each field in the grid, checked one by one (no config is built yet)."""
     config_type = experiment.config_type
     if not isinstance(grid, dict):
         raise SweepFileError(f"grid must be a table ([grid]), got {_describe(grid)}")
@@ -167,6 +177,12 @@ def _parse_grid(grid: Any, experiment: Experiment,
                 f"grid.{name}: {config_type.__name__} (experiment {experiment.name!r}) has no "
                 f"field {name!r}{hint}. Its fields: {', '.join(types)}")
         axes[name] = _grid_values(f"grid.{name}", types[name], value)
+    return axes
+
+
+def _grid_configs(axes: Mapping[str, list[Any]],
+                  config_type: type[ExperimentConfig]) -> tuple[ExperimentConfig, ...]:
+    """The configs of the grid's points, the last field varying fastest."""
     configs = []
     for point in itertools.product(*axes.values()):
         values = dict(zip(axes, point))
@@ -178,23 +194,35 @@ def _parse_grid(grid: Any, experiment: Experiment,
     return tuple(configs)
 
 
-def _parse_seeds(seeds: Any) -> tuple[int, ...]:
+def _seed_count(seeds: Any) -> int:
+    """How many seeds ``seeds`` stands for, without listing them."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepFileError(f"seeds must be a number of seeds >= 1 or a list of seeds, "
                                  f"got {seeds}")
-        return tuple(range(seeds))
+        return seeds
     if isinstance(seeds, list) and seeds:
-        out = tuple(_scalar(f"seeds[{i}]", int, s) for i, s in enumerate(seeds))
-        if min(out) < 0 or len(set(out)) != len(out):
-            raise SweepFileError(f"seeds must be distinct non-negative integers, got {seeds}")
-        return out
+        return len(seeds)
     raise SweepFileError(f"seeds must be a number of seeds (seeds = 3: seeds 0, 1, 2) or a "
-                         f"non-empty list (seeds = [0, 5]), got {_describe(seeds)}")
+                         f"non-empty list (seeds = [0, 5]), got {_describe(seeds)[:200]}")
+
+
+def _parse_seeds(seeds: Any) -> tuple[int, ...]:
+    _seed_count(seeds)  # the form: a count >= 1 or a non-empty list
+    if not isinstance(seeds, list):
+        return tuple(range(seeds))
+    out = tuple(_scalar(f"seeds[{i}]", int, s) for i, s in enumerate(seeds))
+    for i, seed in enumerate(out):
+        if not 0 <= seed <= MAX_SEED:
+            raise SweepFileError(f"seeds[{i}] must lie in 0..2**63-1, got {seed}")
+    if len(set(out)) != len(out):
+        shown = str(seeds) if len(seeds) <= 20 else f"{str(seeds[:20])[:-1]}, ...]"
+        raise SweepFileError(f"seeds must be distinct non-negative integers, got {shown}")
+    return out
 
 
 def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] | None = None,
-                *, source: str = "<sweep>") -> SweepFile:
+                *, source: str = "<sweep>", force: bool = False) -> SweepFile:
     """Validate the contents of a sweep file and build its sweep.
 
     Parameters
@@ -205,6 +233,8 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
         The experiments a file may name; default :data:`lowrank_theory.simulations.experiments.EXPERIMENTS`.
     source : str
         Where ``data`` came from, for messages.
+    force : bool
+        Allow more runs than :data:`~lowrank_theory.simulations.budget.MAX_RUNS`.
 
     Returns
     -------
@@ -214,7 +244,8 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     ------
     SweepFileError
         Naming ``source`` and the key at fault: an unknown experiment, field or option, a value
-        of the wrong type, an invalid config (``k > d``), or bad seeds.
+        of the wrong type, an invalid config (``k > d``), bad seeds, or too many runs (the
+        grid's points times the seeds, counted before any config is built).
 
     Examples
     --------
@@ -236,11 +267,17 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
             if key not in data:
                 raise SweepFileError(f"missing {key!r}")
         name = data["experiment"]
-        if name not in experiments:
-            raise SweepFileError(f"experiment must be one of {', '.join(experiments)}, got "
-                                 f"{name!r}")
+        if not isinstance(name, str) or name not in experiments:
+            raise SweepFileError(f"experiment must be one of {', '.join(experiments)} (a "
+                                 f"string), got {_describe(name)[:200]}")
         experiment = experiments[name]
-        configs = _parse_grid(data.get("grid", {}), experiment, experiments)
+        axes = _grid_axes(data.get("grid", {}), experiment, experiments)
+        try:
+            check_run_count(math.prod(len(values) for values in axes.values()),
+                            _seed_count(data["seeds"]), force=force, what="the grid")
+        except SweepTooLarge as exc:
+            raise SweepFileError(str(exc)) from None
+        configs = _grid_configs(axes, experiment.config_type)
         seeds = _parse_seeds(data["seeds"])
         options = data.get("options", {})
         if not isinstance(options, dict):
@@ -259,11 +296,13 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
 
 
 def load_sweep_file(path: str | os.PathLike,
-                    experiments: Mapping[str, Experiment] | None = None) -> SweepFile:
+                    experiments: Mapping[str, Experiment] | None = None, *,
+                    force: bool = False) -> SweepFile:
     """Read and validate the sweep file at ``path`` (see the module notes for its format).
 
     Nothing is written: run the result with ``run_experiment(spec.experiment, out,
     sweep=spec.sweep, options=spec.options)``, or with ``lowrank-theory reproduce --config``.
+    ``force`` is passed on to :func:`parse_sweep`.
 
     Raises
     ------
@@ -272,9 +311,36 @@ def load_sweep_file(path: str | os.PathLike,
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        with open(path, "rb") as handle:  # bounded: /dev/zero is a file name too
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise SweepFileError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; a sweep file "
+                                 "lists values, not data")
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise SweepFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SweepFileError(f"{path}: not valid TOML ({exc})") from None
-    return parse_sweep(data, experiments, source=str(path))
+        raise SweepFileError(f"{path}: not valid TOML ({str(exc)[:300]})") from None
+    except RecursionError:
+        raise SweepFileError(f"{path}: not valid TOML (nested too deeply)") from None
+    return parse_sweep(data, experiments, source=str(path), force=force)
+
+
+def output_name(path: str | os.PathLike) -> str:
+    """The name of a sweep file's default output folder: its stem, made safe as one name.
+
+    Separators and other characters outside letters, digits, ``_``, ``-`` and ``.`` become
+    ``_``; leading and trailing dots go, so the name is never ``.``, ``..`` or hidden; an empty
+    result is ``sweep``.
+
+    Examples
+    --------
+    >>> output_name("examples/recovery_d50.toml"), output_name("...toml"), output_name("..toml")
+    ('recovery_d50', 'sweep', 'sweep')
+    >>> output_name("my sweep (v2).toml")
+    'my_sweep_v2'
+    """
+    name = Path(path).name
+    stem = name[:-len(".toml")] if name.lower().endswith(".toml") else Path(name).stem
+    safe = re.sub(r"[^\w.-]+", "_", stem).strip("._")
+    return safe[:100] or "sweep"

@@ -4,7 +4,10 @@ Their rows are a closed form of (config, seed), so a table can be checked agains
 independent computation, and they run in microseconds unless they are meant to be slow.
 """
 
+import contextlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,3 +60,28 @@ TOY = Experiment("toy", "toy", "none", run_value, SWEEP, SWEEP, options=("rows",
 SLOW = Experiment("slow", "slow", "none", run_slow, SWEEP, SWEEP)
 BIG = Experiment("big", "big", "none", run_big, SWEEP, SWEEP)
 SLEEPY = Experiment("sleepy", "sleepy", "none", run_sleepy, SWEEP, SWEEP)
+
+
+#: A child process that takes the flock of ``argv[1]``, writes ``argv[2]`` into it (a pid that
+#: may be a lie), says ``locked`` and sleeps.
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, sys.argv[2].encode())
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path, written="4242\n"):
+    """Yield a child process that holds the flock of ``path``, which says ``written``."""
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), written],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        yield child
+    finally:
+        child.kill()
+        child.wait()

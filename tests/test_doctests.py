@@ -38,7 +38,6 @@ WITHOUT_EXAMPLES: dict[str, str] = {
     "lowrank_theory.theorems.result": "the result record; tested in test_theorems",
     "lowrank_theory.theorems.retraining_checks": "checks; run with examples by the registry",
     "lowrank_theory.simulations": "package docstring only",
-    "lowrank_theory.simulations.executors": "process pools; tested in test_runner",
     "lowrank_theory.simulations.experiments": "the registry of experiments; run in test_simulations",
     "lowrank_theory.simulations.neural": "package docstring only",
     "lowrank_theory.simulations.neural.experiments": "needs torch; run in tests/neural",

@@ -179,6 +179,74 @@ def test_make_executor_validates():
         make_executor("local", 2, scheduler="tcp://localhost:8786")
     with pytest.raises(ValueError, match="jobs"):
         make_executor("local", 0)
+    with pytest.raises(ValueError, match="not of the form tcp://host:port"):
+        make_executor("dask", 1, scheduler="not an address")
+
+
+@pytest.mark.parametrize(("address", "normalised"), [
+    ("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786"), ("10.0.0.5:8786", "tcp://10.0.0.5:8786"),
+    ("tls://host.example:1", "tls://host.example:1"), ("[::1]:8786", "tcp://[::1]:8786"),
+    ("not an address", None), ("", None), ("tcp://host", None), ("host:0", None),
+    ("host:65536", None), ("http://host:80", None), ("tcp://host:80/path", None),
+    ("tcp://:8786", None), ("tcp://user@host:1", None), ("x" * 10_000, None),
+])
+def test_scheduler_addresses_are_checked_for_their_form(address, normalised):
+    from lowrank_theory.simulations.executors import check_scheduler_address
+
+    if normalised is None:
+        with pytest.raises(ValueError, match="scheduler address") as info:
+            check_scheduler_address(address)
+        assert len(str(info.value)) < 300
+    else:
+        assert check_scheduler_address(address) == normalised
+
+
+def test_an_unreachable_scheduler_is_named_within_the_timeout():
+    """Nothing listens on the port: SchedulerUnreachable after the timeout, not dask's 30 s."""
+    pytest.importorskip("distributed")
+    import socket
+
+    from lowrank_theory.simulations.executors import SchedulerUnreachable
+
+    with socket.socket() as free:  # a port nobody listens on once it is closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(SchedulerUnreachable, match=rf"tcp://127.0.0.1:{port} within 1 s"):
+        with DaskExecutor(1, f"127.0.0.1:{port}", timeout=1):
+            pass  # pragma: no cover
+    assert time.perf_counter() - start < 10
+
+
+# --------------------------------------------------------------------------- seeds
+#: The largest seed (``configs.MAX_SEED``): the tables' seed column is int64.
+MAX_SEED = 2**63 - 1
+
+
+def test_a_hundred_seeds_in_one_unit_get_a_short_name(tmp_path):
+    """A unit of 100 seeds (its name would spell 290 characters: OSError 36 after computing)
+    is named by a digest; the table holds every seed, and the rerun finds the unit."""
+    batched = dataclasses.replace(TOY, seeds_per_unit=None)
+    sweep = Sweep((PhaseConfig(d=4, T=1, k=1),), seeds=tuple(range(100)))
+    run_experiment(batched, tmp_path, sweep=sweep, progress=False)
+    (name,) = [p.name for p in (tmp_path / "toy" / "runs").glob("*.csv")]
+    assert len(name) < 64 and "100seeds" in name
+    assert read_table(tmp_path, "toy")["seed"].tolist() == list(range(100))
+    assert run_experiment(batched, tmp_path, sweep=sweep, progress=False).n_skipped == 1
+    long = Sweep((PhaseConfig(d=4, T=1, k=1),), seeds=tuple(MAX_SEED - i for i in range(20)))
+    run_experiment(batched, tmp_path / "big", sweep=long, progress=False)
+
+
+def test_the_largest_seed_reads_back_exactly(tmp_path):
+    """A seed of 2**63 - 1 runs and reads back as itself, in an int64 column; one past it is
+    refused when the sweep is built."""
+    sweep = Sweep((PhaseConfig(d=4, T=1, k=1),), seeds=(0, MAX_SEED))
+    run_experiment(TOY, tmp_path, sweep=sweep, progress=False)
+    table = read_table(tmp_path, "toy")
+    assert table["seed"].tolist() == [0, MAX_SEED] and table["seed"].dtype == "int64"
+    assert run_experiment(TOY, tmp_path, sweep=sweep, progress=False).n_skipped == 2
+    with pytest.raises(ValueError, match=r"seeds\[1\] must be at most 2\*\*63 - 1"):
+        Sweep((PhaseConfig(),), seeds=(0, MAX_SEED + 1))
 
 
 # --------------------------------------------------------------------------- identifiers

@@ -98,16 +98,14 @@ def test_unusable_out_exits_2_before_any_compute(tmp_path, capsys, monkeypatch, 
 
 def test_out_in_use_by_another_run_exits_2_naming_it(tmp_path, capsys, monkeypatch):
     _no_compute(monkeypatch)
-    fcntl = pytest.importorskip("fcntl")
-    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, b"31337\n")
+    pytest.importorskip("fcntl")
+    from lowrank_theory.simulations.store import LOCK_NAME
+    from runner_toys import lock_held_by_another_process
+
+    with lock_held_by_another_process(tmp_path / LOCK_NAME) as holder:
         assert main(["reproduce", "--only", "rate", "--out", str(tmp_path)]) == 2
-    finally:
-        os.close(fd)
     err = capsys.readouterr().err
-    assert f"{tmp_path} is in use by process 31337" in err
+    assert f"{tmp_path} is in use by process {holder.pid}" in err
 
 
 def test_rerun_with_nothing_to_do_draws_no_figure(tmp_path, capsys, monkeypatch):

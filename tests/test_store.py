@@ -1,16 +1,21 @@
 """Tests of simulations/store.py: validated run files, table manifests, the lock, the folder."""
 
 import dataclasses
+import errno
 import fcntl
+import functools
 import importlib.util
 import json
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import lowrank_theory.simulations.runner as runner
 import lowrank_theory.simulations.store as store
 import pandas as pd
 import pytest
@@ -30,7 +35,13 @@ from lowrank_theory.simulations.store import (
     write_run,
     write_tables,
 )
-from runner_toys import SWEEP, TOY, expected_value
+from runner_toys import (
+    SWEEP,
+    TOY,
+    expected_value,
+    lock_held_by_another_process,
+    run_value,
+)
 
 SMALL = dataclasses.replace(TOY, quick=Sweep(SWEEP.configs[:2], seeds=(0, 1)),
                             seeds_per_unit=None)
@@ -112,18 +123,25 @@ def test_files_take_the_permissions_of_the_umask(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o640}
 
 
-def test_remove_stale_temporaries_spares_live_writers(tmp_path):
+def test_remove_stale_temporaries_spares_live_writers_and_other_programs(tmp_path):
+    """Only this project's temporaries of dead processes (or of this one) go; a live writer's
+    temporary stays, and so does every other program's file, however it is named."""
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        names = {"live": f".x.csv.{live.pid}.ab12.tmp", "dead": f".x.csv.{dead}.cd34.tmp",
-                 "mine": f".x.csv.{os.getpid()}.ef56.tmp", "old-style": ".x.csv.q1w2e3.tmp"}
-        for name in names.values():
+        ours = {"live": f".lowrank-theory.x.csv.{live.pid}.ab12cd34.tmp",
+                "dead": f".lowrank-theory.x.csv.{dead}.cd34ef56.tmp",
+                "mine": f".lowrank-theory.x.csv.{os.getpid()}.ef56ab12.tmp"}
+        others = [".notes.tmp", ".report.12345678.tmp", f".x.csv.{dead}.cd34ef56.tmp",
+                  ".x.csv.q1w2e3.tmp", f".lowrank-theory.x.csv.{dead}.not-hex.tmp"]
+        for name in [*ours.values(), *others]:
             (tmp_path / name).write_text("partial")
+        (tmp_path / f".lowrank-theory.d.{dead}.abcdef12.tmp").mkdir()  # not a file: kept
         removed = {p.name for p in remove_stale_temporaries(tmp_path)}
-        assert removed == {names["dead"], names["mine"], names["old-style"]}
-        assert [p.name for p in tmp_path.iterdir()] == [names["live"]]
+        assert removed == {ours["dead"], ours["mine"]}
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [ours["live"], *others, f".lowrank-theory.d.{dead}.abcdef12.tmp"])
     finally:
         live.kill()
         live.wait()
@@ -214,20 +232,67 @@ def test_check_output_dir_refuses_a_read_only_folder(tmp_path):
             check_output_dir(locked)
 
 
-def test_output_lock_is_exclusive_reentrant_and_names_the_holder(tmp_path):
-    # Another holder: an independent open file description of the lock file, with its pid.
-    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.write(fd, b"4242\n")
-    with pytest.raises(OutputLocked, match=rf"{tmp_path} is in use by process 4242"):
-        with output_lock(tmp_path):
-            pass  # pragma: no cover
-    os.close(fd)
+def test_output_lock_is_exclusive_reentrant_and_names_the_real_holder(tmp_path):
+    """The lock names the process that holds it, even when its file says another pid."""
+    lock = tmp_path / store.LOCK_NAME
+    with lock_held_by_another_process(lock, written="4242\n") as holder:
+        with pytest.raises(OutputLocked, match=rf"{tmp_path} is in use by process {holder.pid}"):
+            with output_lock(tmp_path):
+                pass  # pragma: no cover
     with output_lock(tmp_path), output_lock(tmp_path):  # re-entrant in one process
-        assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
-    fd = os.open(tmp_path / ".lock", os.O_RDWR)
+        assert lock.read_text() == f"{os.getpid()}\n"
+    fd = os.open(lock, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
     os.close(fd)
+
+
+def test_output_lock_says_when_it_cannot_tell_the_holder(tmp_path, monkeypatch):
+    """Without a lock table, a pid in the file that is not a live process is not named."""
+    monkeypatch.setattr(store, "_lock_table_holder", lambda fd: None)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    lock = tmp_path / store.LOCK_NAME
+    with lock_held_by_another_process(lock, written=f"{dead}\n"):
+        with pytest.raises(OutputLocked, match="in use by another process .which one cannot be "
+                                               "told here."):
+            with output_lock(tmp_path):
+                pass  # pragma: no cover
+    with lock_held_by_another_process(lock, written=f"{os.getpid()}\n"):
+        with pytest.raises(OutputLocked, match=f"process {os.getpid()} .as its lock file says"):
+            with output_lock(tmp_path):
+                pass  # pragma: no cover
+
+
+def test_other_programs_files_in_out_are_left_alone(tmp_path):
+    """A sweep touches neither another program's .lock nor its .tmp files."""
+    others = {".lock": "another program's lock\n", ".notes.tmp": "notes",
+              ".report.12345678.tmp": "report"}
+    for name, text in others.items():
+        (tmp_path / name).write_text(text)
+    run_experiment(SMALL, tmp_path, progress=False)
+    run_experiment(SMALL, tmp_path, progress=False)
+    for name, text in others.items():
+        assert (tmp_path / name).read_text() == text
+    assert (tmp_path / store.LOCK_NAME).is_file()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder"])
+def test_a_lock_that_is_a_link_or_a_folder_is_refused_and_nothing_followed(tmp_path, kind):
+    """A symlink at the lock's name is not followed (its target keeps its bytes); a folder
+    there is named. Both are OutputDirError, before anything else is written."""
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    if kind == "symlink":
+        (out / store.LOCK_NAME).symlink_to(target)
+    else:
+        (out / store.LOCK_NAME).mkdir()
+    with pytest.raises(OutputDirError, match=rf"lock file .*{store.LOCK_NAME} is a "
+                                             f"{'symbolic link' if kind == 'symlink' else 'folder'}"):
+        run_experiment(SMALL, out, progress=False)
+    assert target.read_text() == "keep me\n"
+    assert sorted(p.name for p in out.iterdir()) == [store.LOCK_NAME]
 
 
 def test_run_file_sidecar_records_shape_dtypes_and_code(tmp_path):
@@ -240,3 +305,180 @@ def test_run_file_sidecar_records_shape_dtypes_and_code(tmp_path):
     assert set(meta["code"]) == {"package_version", "git_commit", "schema"}
     rows = pd.read_csv(tmp_path / "toy" / "runs" / f"{unit.key}.csv")
     assert rows["value"].tolist() == [expected_value(1, s, 0) for s in (0, 1)]
+
+
+# --------------------------------------------------------------------------- run-file identity
+def _units_and_runs(out):
+    units = units_of(SMALL.quick, SMALL.seeds_per_unit)
+    runs = out / "toy" / "runs"
+    return units, [runs / f"{u.key}.csv" for u in units]
+
+
+def _sweep_warnings(out):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_experiment(SMALL, out, progress=False)
+    return result, [str(w.message) for w in caught if issubclass(w.category, RunFileWarning)]
+
+
+def test_a_unit_copied_over_another_units_name_is_recomputed(tmp_path):
+    """Run file and sidecar of unit 0 copied over unit 1's names: the sidecar names another
+    file, so unit 1 is recomputed (with a warning) and the table holds each config once."""
+    run_experiment(SMALL, tmp_path, progress=False)
+    before = drop_provenance(read_table(tmp_path, "toy"))
+    (first, second), (src, dst) = _units_and_runs(tmp_path)
+    for suffix in (".csv", ".json"):
+        dst.with_suffix(suffix).write_bytes(src.with_suffix(suffix).read_bytes())
+    result, messages = _sweep_warnings(tmp_path)
+    assert result.invalid == (dst.name,) and result.n_computed == 1
+    assert any(dst.name in m and "copied from another unit" in m for m in messages), messages
+    table = drop_provenance(read_table(tmp_path, "toy"))
+    assert table["config_hash"].tolist() == [first.config.config_hash()] * 2 + [
+        second.config.config_hash()] * 2
+    pd.testing.assert_frame_equal(table, before)
+
+
+@pytest.mark.parametrize("forge", ["sidecar-renamed", "sidecar-unit-only"])
+def test_a_sidecar_must_name_its_own_unit(tmp_path, forge):
+    """Even with the file name in the copied sidecar corrected, the unit it records (config
+    hash, seeds) or the rows' own config hash give the copy away."""
+    run_experiment(SMALL, tmp_path, progress=False)
+    (_, _), (src, dst) = _units_and_runs(tmp_path)
+    dst.write_bytes(src.read_bytes())
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta["file"] = dst.name
+    if forge == "sidecar-unit-only":
+        meta.pop("unit", None)  # an older sidecar records no unit: the rows still tell
+    dst.with_suffix(".json").write_text(json.dumps(meta))
+    result, messages = _sweep_warnings(tmp_path)
+    assert result.invalid == (dst.name,)
+    assert any("copied from another unit" in m for m in messages), messages
+
+
+def test_check_run_compares_the_unit_it_is_asked_for(tmp_path):
+    path = tmp_path / "abc-0_1.csv"
+    frame = pd.DataFrame({"config_hash": ["abc"] * 2, "seed": [0, 1], "v": [0.5, 1.5]})
+    unit = {"config_hash": "abc", "seed": [0, 1]}
+    record = write_run(path, frame, {}, unit)
+    assert check_run(path, unit) == record == check_run(path)
+    assert json.loads(path.with_suffix(".json").read_text())["unit"] == unit
+    with pytest.raises(InvalidRunFile, match="belongs to unit"):
+        check_run(path, {"config_hash": "abd", "seed": [0, 1]})
+    with pytest.raises(InvalidRunFile, match="belongs to unit"):
+        check_run(path, {"config_hash": "abc", "seed": [0, 2]})
+
+
+def _edit_sidecar(path, **changes):
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    for key, value in changes.items():
+        if key == "dtype":
+            meta["dtypes"].update(value)
+        else:
+            meta[key] = value
+    side.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"dtype": {"value": "float32"}}, "records column 'value' as float32"),
+    ({"dtype": {"seed": "float64"}}, "records column 'seed' as float64"),
+    ({"dtype": {"value": "int64"}}, "does not parse with the dtypes"),
+    ({"dtype": {"row": "bool"}}, "does not parse with the dtypes|records column 'row' as bool"),
+    ({"rows": 3}, "holds 2 rows"),
+    ({"rows": 0}, "holds 2 rows"),
+], ids=["float32", "int-as-float", "float-as-int", "int-as-bool", "rows-3", "rows-0"])
+def test_a_sidecar_inconsistent_with_its_file_means_recompute(tmp_path, changes, message):
+    """The SHA-256 matches, but the recorded dtypes or row count do not describe the file: the
+    unit is recomputed with a warning (never read with float32, never an exception)."""
+    values = [expected_value(1, s, 0) + 0.1 for s in (0, 1)]  # not exact in float32
+    small = dataclasses.replace(SMALL, run=functools.partial(_offset_values, offset=0.1))
+    run_experiment(small, tmp_path, progress=False)
+    (_, _), (path, _) = _units_and_runs(tmp_path)
+    _edit_sidecar(path, **changes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_experiment(small, tmp_path, progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RunFileWarning)]
+    assert result.invalid == (path.name,), messages
+    assert any(re.search(message, m) for m in messages), messages
+    table = read_table(tmp_path, "toy")
+    assert table["value"].dtype == "float64"
+    assert table["value"].tolist()[:2] == values
+
+
+def _offset_values(config, seeds, offset):
+    frame = run_value(config, seeds)
+    frame["value"] += offset
+    return frame
+
+
+# --------------------------------------------------------------------------- config records
+@pytest.mark.parametrize("content", ["garbage", "another-config", "empty"])
+def test_a_config_record_that_is_not_its_configs_is_rewritten(tmp_path, content):
+    run_experiment(SMALL, tmp_path, progress=False)
+    configs = tmp_path / "toy" / "configs"
+    first, second = (configs / f"{c.config_hash()}.json" for c in SMALL.quick.configs)
+    good = first.read_text()
+    first.write_text({"garbage": "{not json", "empty": "",
+                      "another-config": second.read_text()}[content])
+    with pytest.warns(RunFileWarning, match=f"config record {re.escape(str(first))} did not hold"):
+        run_experiment(SMALL, tmp_path, progress=False)
+    assert first.read_text() == good
+    record = json.loads(good)
+    config = type(SMALL.quick.configs[0])(**record["config"])
+    assert f"{config.config_hash()}.json" == first.name  # it hashes to its name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunFileWarning)  # an intact record: no warning
+        run_experiment(SMALL, tmp_path, progress=False)
+
+
+# --------------------------------------------------------------------------- odd layouts
+@pytest.mark.parametrize("where", ["experiment", "runs", "configs", "run-file", "sidecar",
+                                   "config-record", "table", "manifest"])
+def test_a_folder_or_file_of_the_wrong_kind_is_named(tmp_path, monkeypatch, where):
+    """A file where the runner keeps a folder, or a folder where it keeps a file: an
+    OutputDirError naming the path, before any unit is computed, and nothing deleted."""
+    run_experiment(SMALL, tmp_path, progress=False)
+    (_, _), (run_file, other) = _units_and_runs(tmp_path)
+    other.with_suffix(".json").unlink()  # leaves a unit to compute
+    config = tmp_path / "toy" / "configs" / f"{SMALL.quick.configs[0].config_hash()}.json"
+    blocker = {"experiment": tmp_path / "toy", "runs": tmp_path / "toy" / "runs",
+               "configs": tmp_path / "toy" / "configs", "run-file": run_file,
+               "sidecar": run_file.with_suffix(".json"), "config-record": config,
+               "table": tmp_path / "toy.csv", "manifest": tmp_path / "toy.json"}[where]
+    if blocker.is_dir():
+        shutil.rmtree(blocker)
+        blocker.write_text("a file of the user's")
+    else:
+        blocker.unlink()
+        blocker.mkdir()
+        (blocker / "keep.txt").write_text("the user's")
+    computed = []
+    monkeypatch.setattr(runner, "write_run", lambda *a: computed.append(a))
+    with pytest.raises(OutputDirError, match=re.escape(str(blocker))):
+        run_experiment(SMALL, tmp_path, progress=False)
+    assert computed == []
+    assert (blocker / "keep.txt").exists() if blocker.is_dir() else (
+        blocker.read_text() == "a file of the user's")
+
+
+def test_a_manifest_whose_files_is_a_list_is_rebuilt(tmp_path):
+    run_experiment(SMALL, tmp_path, progress=False)
+    manifest = tmp_path / "toy.json"
+    meta = json.loads(manifest.read_text())
+    meta["files"] = list(meta["files"])
+    manifest.write_text(json.dumps(meta))
+    run_experiment(SMALL, tmp_path, progress=False)
+    assert isinstance(json.loads(manifest.read_text())["files"], dict)
+
+
+# --------------------------------------------------------------------------- full disk
+def test_a_failed_write_names_the_file_not_the_temporary(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "_write_fully", full)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "x.json", "data")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "x.json")
+    assert list(tmp_path.iterdir()) == []

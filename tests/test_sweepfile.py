@@ -4,6 +4,7 @@ every mistake is refused with a message that names the key, before anything is r
 import dataclasses
 import itertools
 import math
+import time
 import tomllib
 from pathlib import Path
 
@@ -87,6 +88,13 @@ def test_field_types_read_the_config_annotations():
     ({"experiment": "phase", "seeds": 1, "grids": {}}, ["unknown key", "grids", "grid"]),
     ({"experiment": "phase", "seeds": 1, "options": {"device": "cuda"}},
      ["options.device", "no options"]),
+    ({"experiment": ["phase"], "seeds": 1}, ["experiment", "a string", "list ['phase']"]),
+    ({"experiment": {"name": "phase"}, "seeds": 1}, ["experiment", "a string", "dict"]),
+    ({"experiment": "phase", "seeds": [2**64]}, ["seeds[0]", "0..2**63-1", str(2**64)]),
+    ({"experiment": "phase", "seeds": [2**63]}, ["seeds[0]", "0..2**63-1"]),
+    ({"experiment": "phase", "seeds": [-1]}, ["seeds[0]", "0..2**63-1"]),
+    ({"experiment": "phase", "seeds": 1_000_000_000}, ["1,000,000,000 seeds", "allowed at all"]),
+    ({"experiment": "phase", "seeds": 200_000}, ["200,000 runs", "--force"]),
 ])
 def test_mistakes_are_refused_naming_the_key(data, names):
     with pytest.raises(SweepFileError) as exc:
@@ -104,6 +112,25 @@ def test_load_refuses_a_missing_file_and_bad_toml(tmp_path):
     bad.write_text('experiment = "phase"\nseeds = [0, 1\n')
     with pytest.raises(SweepFileError, match="not valid TOML"):
         load_sweep_file(bad)
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(SweepFileError, match="not valid TOML"):
+        load_sweep_file(bad)
+    with pytest.raises(SweepFileError, match="cannot read it"):
+        load_sweep_file(tmp_path)  # a folder
+
+
+def test_load_reads_a_bounded_number_of_bytes(tmp_path, monkeypatch):
+    """An endless file (/dev/zero) or a huge one is refused, not read into memory."""
+    import lowrank_theory.simulations.sweepfile as sweepfile
+
+    if Path("/dev/zero").exists():
+        with pytest.raises(SweepFileError, match="more than 16,777,216 bytes"):
+            load_sweep_file("/dev/zero")
+    path = tmp_path / "s.toml"
+    path.write_text('experiment = "phase"\nseeds = 1\n')
+    monkeypatch.setattr(sweepfile, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    with pytest.raises(SweepFileError, match="bytes; a sweep file lists values"):
+        load_sweep_file(path)
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
@@ -118,3 +145,50 @@ def test_shipped_examples_validate(path):
 
 def test_examples_are_the_ones_the_guide_names():
     assert {p.name for p in EXAMPLES.glob("*.toml")} == {"recovery_d50.toml", "vary_small.toml"}
+
+
+def test_a_seed_at_the_limit_is_accepted():
+    spec = parse_sweep({"experiment": "phase", "seeds": [0, 2**63 - 1]})
+    assert spec.sweep.seeds == (0, 2**63 - 1)
+
+
+def test_a_huge_grid_is_counted_not_built():
+    """Nine axes of ten values: 10^9 points, refused in milliseconds by their product (the
+    grid used to be built point by point: 1.5 s and 210 MB per 10^5 points); --force does not
+    lift the hard limit, and lifts the soft one."""
+    grid = {name: list(range(1, 11)) for name in ("d", "T", "N", "n", "k", "rounds",
+                                                    "ft_steps", "family_seed")}
+    grid["sigma"] = [0.1 * i for i in range(1, 11)]
+    start = time.perf_counter()
+    with pytest.raises(SweepFileError, match="1,000,000,000 configs x 1 seeds"):
+        parse_sweep({"experiment": "vary", "seeds": 1, "grid": grid}, force=True)
+    assert time.perf_counter() - start < 0.5
+    small = {"d": list(range(100, 400)), "T": list(range(1, 401))}  # 120,000 points
+    with pytest.raises(SweepFileError, match="120,000 runs.*--force"):
+        parse_sweep({"experiment": "phase", "seeds": 1, "grid": small})
+
+
+def test_force_lifts_the_soft_limit(monkeypatch):
+    import lowrank_theory.simulations.budget as budget
+
+    monkeypatch.setattr(budget, "MAX_RUNS", 5)
+    data = {"experiment": "phase", "seeds": 3, "grid": {"T": [2, 3]}}
+    with pytest.raises(SweepFileError, match="6 runs"):
+        parse_sweep(data)
+    assert len(parse_sweep(data, force=True).sweep.configs) == 2
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("examples/recovery_d50.toml", "recovery_d50"),
+    ("...toml", "sweep"), ("..toml", "sweep"), (".toml", "sweep"), ("a/../..toml", "sweep"),
+    (".hidden.toml", "hidden"), ("x.y.toml", "x.y"), ("sweep.TOML", "sweep"),
+    ("my sweep (v2).toml", "my_sweep_v2"), ("a\\b.toml", "a_b"), ("noext", "noext"),
+    ("x" * 300 + ".toml", "x" * 100),
+])
+def test_output_name_is_one_safe_folder_name(path, name):
+    """The default output folder of a sweep file is one plain name: never empty, ``.``,
+    ``..``, hidden, or holding a separator, whatever the file is called."""
+    from lowrank_theory.simulations.sweepfile import output_name
+
+    assert output_name(path) == name
+    assert "/" not in name and "\\" not in name and not name.startswith(".")

@@ -311,31 +311,314 @@ _PICKLE_GLOBALS = {
     ("_codecs", "encode"),
 }
 
+#: Largest batch file read: the real ones hold 10,000 images, about 31 MB.
+MAX_BATCH_BYTES = 256 * 2**20
+#: Limits on a batch pickle's opcode stream, far above what the real files (about 20,000
+#: opcodes, nesting depth 5) or the ones Python 3 writes (about 100,000) need, and far below what
+#: exhausts the C stack, the memory or the patience of the unpickler.
+MAX_OPCODES = 1_000_000
+#: Deepest nesting of containers (a dict in a tuple in a list ...).
+MAX_NESTING = 32
+#: Memo entries, and the largest memo index (the C unpickler allocates up to the index).
+MAX_MEMO = 1_000_000
+#: Values on the unpickler's stack at once (Python batches appends by 1,000).
+MAX_STACK = 100_000
+#: Elements an object stands for, counting a shared reference once per use: the expansion a
+#: "billion laughs" pickle hides in a few kilobytes.
+MAX_ELEMENTS = 10_000_000
+#: Longest dict key (the format's keys are b"data", b"labels", b"batch_label", b"filenames").
+MAX_KEY_LENGTH = 64
+#: Array element types a batch may hold (numpy's type codes); no object arrays.
+_ARRAY_DTYPES = frozenset({"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8", "b1",
+                           "|u1", "|i1", "<i8", "<i4", "<f8", "<f4", "|b1"})
+#: The opcodes of protocols 2 to 4 that dicts, lists, tuples, ints, strings, bytes and numpy
+#: arrays are written with. Everything else (instances, extensions, persistent ids, sets,
+#: out-of-band buffers, the text opcodes of protocol 0) is refused.
+_PICKLE_OPCODES = frozenset({
+    "PROTO", "FRAME", "STOP", "MARK", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "TUPLE",
+    "TUPLE1", "TUPLE2", "TUPLE3", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "BINPUT",
+    "LONG_BINPUT", "MEMOIZE", "BINGET", "LONG_BINGET", "NONE", "NEWTRUE", "NEWFALSE", "BININT",
+    "BININT1", "BININT2", "LONG1", "BINFLOAT", "BINSTRING", "SHORT_BINSTRING", "BINBYTES",
+    "SHORT_BINBYTES", "BINBYTES8", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "GLOBAL",
+    "STACK_GLOBAL", "REDUCE", "BUILD",
+})
+_STRINGS = {"BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+            "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+_INTS = {"BININT", "BININT1", "BININT2", "LONG1"}
+#: Characters of a value quoted in a message.
+_SHOWN = 40
+
 
 class DataFormatError(ValueError):
     """A data file exists but does not hold what its format promises."""
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+class _Node:
+    """What the opcode scan knows of one object: its kind, nesting, size and small values.
+
+    ``sealed`` is set once the object is stored inside another: from then on it may not
+    change, so the nesting recorded for the objects holding it stays true.
+    """
+
+    __slots__ = ("kind", "depth", "size", "value", "children", "sealed")
+
+    def __init__(self, kind: str, value: object = None, children: tuple = ()) -> None:
+        self.kind, self.value, self.children, self.sealed = kind, value, children, False
+        for child in children:
+            child.sealed = True
+        self.depth = 1 + max((c.depth for c in children), default=0) if kind == "tuple" else 0
+        self.size = 1 + sum(c.size for c in children)
+
+
+_MARK = object()
+
+
+class _Scan:
+    """Play a pickle's opcode stream on a model of the unpickler's stack and memo.
+
+    Nothing is built: each value is a :class:`_Node`. Every limit above is checked as the
+    stream goes, so a hostile file is refused after reading at most ``MAX_OPCODES`` opcodes.
+    """
+
+    def __init__(self) -> None:
+        self.stack: list = []
+        self.memo: dict[int, _Node] = {}
+        self.marks = 0
+
+    def fail(self, reason: str) -> None:
+        raise DataFormatError(reason)
+
+    def check(self, node: _Node) -> None:
+        if node.depth > MAX_NESTING:
+            self.fail(f"objects nested more than {MAX_NESTING} deep")
+        if node.size > MAX_ELEMENTS:
+            self.fail(f"an object of more than {MAX_ELEMENTS:,} elements (shared references "
+                      "counted each time)")
+
+    def push(self, node: _Node) -> None:
+        self.check(node)
+        if len(self.stack) >= MAX_STACK:
+            self.fail(f"more than {MAX_STACK:,} values on the stack")
+        self.stack.append(node)
+
+    def pop(self) -> _Node:
+        if not self.stack or self.stack[-1] is _MARK:
+            self.fail("an opcode with too few values on the stack")
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[_Node]:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] is _MARK:
+                items = self.stack[i + 1:]
+                del self.stack[i:]
+                self.marks -= 1
+                return items
+        self.fail("a MARK is missing")
+        raise AssertionError  # pragma: no cover - fail raised
+
+    def top(self, kinds: tuple[str, ...]) -> _Node:
+        if not self.stack or self.stack[-1] is _MARK or self.stack[-1].kind not in kinds:
+            self.fail(f"an opcode applied to something other than a {' or '.join(kinds)}")
+        return self.stack[-1]
+
+    def grow(self, container: _Node, items: list[_Node]) -> None:
+        # A container filled after it was stored elsewhere would let the objects that hold it
+        # go deeper than their nodes say; pickle's own writer fills each container at once.
+        if container.sealed:
+            self.fail(f"a {container.kind} changed after it was stored in another object")
+        for item in items:
+            item.sealed = True
+        container.depth = max(container.depth, 1 + max((c.depth for c in items), default=0))
+        container.size += sum(c.size for c in items)
+        self.check(container)
+
+    def key(self, node: _Node) -> None:
+        if node.kind not in ("bytes", "str"):
+            self.fail(f"a dict key that is a {node.kind}, not a string")
+        if node.value is None:
+            self.fail(f"a dict key longer than {MAX_KEY_LENGTH} characters")
+
+    def global_(self, module: object, name: object) -> _Node:
+        if (module, name) not in _PICKLE_GLOBALS:
+            self.fail(f"unexpected object {_short(module)[1:-1]}.{_short(name)[1:-1]}")
+        return _Node("global", (module, name))
+
+    def reduce(self, func: _Node, args: _Node) -> _Node:
+        if func.kind != "global" or args.kind != "tuple":
+            self.fail("a call of something other than numpy's array and dtype constructors")
+        _, name = func.value
+        values = [c.value for c in args.children]
+        kinds = [c.kind for c in args.children]
+        if name == "encode" and kinds == ["str", "str"] and values[1] == "latin1":
+            # Python 3's spelling of protocol-2 bytes.
+            return _Node("bytes", None if values[0] is None else values[0].encode("latin1"))
+        if name == "dtype" and kinds[:1] in (["str"], ["bytes"]):
+            code = values[0].decode("latin1") if isinstance(values[0], bytes) else values[0]
+            if code not in _ARRAY_DTYPES:
+                self.fail(f"an array of type {_short(code)}, not of numbers")
+            return _Node("dtype", code)
+        if (name == "_reconstruct" and len(args.children) == 3
+                and args.children[0].kind == "global" and args.children[0].value[1] == "ndarray"
+                and args.children[1].kind == "tuple" and [c.value for c in
+                                                          args.children[1].children] == [0]):
+            return _Node("ndarray", None)  # an empty array; BUILD gives it shape and data
+        self.fail(f"an unexpected call of {name}")
+        raise AssertionError  # pragma: no cover - fail raised
+
+    def build(self, obj: _Node, state: _Node) -> None:
+        if obj.kind == "ndarray":
+            if state.kind != "tuple" or len(state.children) != 5:
+                self.fail("an array whose state is not (version, shape, dtype, order, data)")
+            shape = state.children[1]
+            dims = [c.value for c in shape.children] if shape.kind == "tuple" else None
+            if dims is None or not all(isinstance(n, int) and n >= 0 for n in dims):
+                self.fail("an array whose shape is not a tuple of sizes")
+            elements = 1
+            for n in dims:
+                elements *= n
+            if elements > MAX_BATCH_BYTES:
+                self.fail(f"an array claiming {elements:,} elements")
+            if state.children[2].kind != "dtype" or state.children[4].kind not in (
+                    "bytes", "str"):
+                self.fail("an array whose dtype or data is not plain")
+        elif obj.kind != "dtype" or state.kind != "tuple":
+            self.fail(f"state set on a {obj.kind}")
+        self.grow(obj, [state])
+
+    def run(self, data: bytes) -> None:
+        import io
+        import pickletools
+
+        for count, (opcode, arg, _) in enumerate(pickletools.genops(io.BytesIO(data))):
+            op = opcode.name
+            if count >= MAX_OPCODES:
+                self.fail(f"more than {MAX_OPCODES:,} opcodes")
+            if op not in _PICKLE_OPCODES:
+                self.fail(f"the opcode {op}, which the format does not use")
+            if count == 0 and (op != "PROTO" or not 2 <= arg <= 4):
+                self.fail("not a pickle of protocol 2 to 4")
+            if op in ("PROTO", "FRAME"):
+                continue
+            if op == "STOP":
+                if len(self.stack) != 1 or self.stack[0] is _MARK or self.stack[0].kind != "dict":
+                    self.fail("the pickle does not hold one dict")
+                return
+            if op == "MARK":
+                self.marks += 1
+                if self.marks > MAX_NESTING:
+                    self.fail(f"MARKs nested more than {MAX_NESTING} deep")
+                self.stack.append(_MARK)
+            elif op in ("EMPTY_DICT", "EMPTY_LIST"):
+                self.push(_Node("dict" if op == "EMPTY_DICT" else "list"))
+            elif op in ("EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+                n = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(op)
+                items = self.pop_mark() if n is None else [self.pop() for _ in range(n)][::-1]
+                self.push(_Node("tuple", None, tuple(items)))
+            elif op in ("NONE", "NEWTRUE", "NEWFALSE", "BINFLOAT"):
+                self.push(_Node("float" if op == "BINFLOAT" else "const",
+                                {"NEWTRUE": True, "NEWFALSE": False}.get(op)))
+            elif op in _INTS:
+                self.push(_Node("int", arg))
+            elif op in _STRINGS:
+                kind = "str" if "UNICODE" in op else "bytes"
+                short = len(arg) <= MAX_KEY_LENGTH
+                self.push(_Node(kind, (arg.encode("latin1") if op.endswith("BINSTRING")
+                                       else arg) if short else None))
+            elif op in ("APPEND", "APPENDS"):
+                items = [self.pop()] if op == "APPEND" else self.pop_mark()
+                self.grow(self.top(("list",)), items)
+            elif op in ("SETITEM", "SETITEMS"):
+                items = [self.pop() for _ in range(2)][::-1] if op == "SETITEM" else self.pop_mark()
+                if len(items) % 2:
+                    self.fail("a dict item without its value")
+                for key in items[::2]:
+                    self.key(key)
+                self.grow(self.top(("dict",)), items)
+            elif op in ("BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(self.memo) if op == "MEMOIZE" else arg
+                if index >= MAX_MEMO or len(self.memo) >= MAX_MEMO:
+                    self.fail(f"a memo of more than {MAX_MEMO:,} entries")
+                if not self.stack or self.stack[-1] is _MARK:
+                    self.fail("a memo entry for nothing")
+                self.memo[index] = self.stack[-1]
+            elif op in ("BINGET", "LONG_BINGET"):
+                if arg not in self.memo:
+                    self.fail("a memo entry used before it was stored")
+                self.push(self.memo[arg])
+            elif op == "GLOBAL":
+                module, _, name = arg.partition(" ")
+                self.push(self.global_(module, name))
+            elif op == "STACK_GLOBAL":
+                name, module = self.pop(), self.pop()
+                self.push(self.global_(module.value, name.value))
+            elif op == "REDUCE":
+                args = self.pop()
+                self.push(self.reduce(self.pop(), args))
+            elif op == "BUILD":
+                state = self.pop()
+                self.build(self.top(("ndarray", "dtype")), state)
+        self.fail("the pickle ends without STOP")
+
+
+def _check_pickle(data: bytes) -> None:
+    """Refuse, with a :class:`DataFormatError`, a pickle outside the format of CIFAR batches.
+
+    The opcode stream is read with :func:`pickletools.genops` and played on a model of the
+    unpickler (:class:`_Scan`) before anything is unpickled: only the format's opcodes and
+    globals, bounded nesting, memo, stack and expanded size. So no file can crash the reader
+    (a key nested a million deep overflows the C stack when hashed), exhaust its memory (an
+    array claiming 10^13 elements, shared references expanding a few kilobytes a millionfold),
+    or run code.
+    """
+    try:
+        _Scan().run(data)
+    except DataFormatError:
+        raise
+    except (ValueError, TypeError, AttributeError, IndexError, UnicodeError) as exc:
+        # genops' own complaints: an unknown opcode, a truncated argument.
+        raise DataFormatError(f"not a valid pickle ({str(exc)[:120]})") from None
+
+
 def _unpickle_batch(path: Path) -> dict:
-    # A restricted unpickler: a pickle can run arbitrary code, so only the handful of globals
-    # a CIFAR batch needs are resolved; anything else is a format error, not an execution.
+    # A restricted unpickler, run only on a stream _check_pickle accepted: a pickle can run
+    # arbitrary code, so only the handful of globals a CIFAR batch needs are resolved.
+    import io
     import pickle
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str):
             if (module, name) not in _PICKLE_GLOBALS:
-                raise DataFormatError(f"{path}: unexpected object {module}.{name} in the pickle")
+                raise DataFormatError(f"{path}: unexpected object {module[:_SHOWN]}."
+                                      f"{name[:_SHOWN]} in the pickle")
             if module == "numpy.core.multiarray":  # NumPy 2 moved it (and warns on the old name)
                 module = "numpy._core.multiarray" if hasattr(np, "_core") else module
             return super().find_class(module, name)
 
     try:
-        with open(path, "rb") as handle:
-            batch = Unpickler(handle, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        if isinstance(exc, DataFormatError):
-            raise
-        raise DataFormatError(f"{path} is not a CIFAR-10 python batch ({exc})") from exc
+        size = path.stat().st_size
+        if size > MAX_BATCH_BYTES:
+            raise DataFormatError(f"{path} has {size:,} bytes, more than a CIFAR-10 batch "
+                                  f"({MAX_BATCH_BYTES:,} at most)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        _check_pickle(data)
+    except DataFormatError as exc:
+        raise DataFormatError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
+    try:
+        batch = Unpickler(io.BytesIO(data), encoding="bytes").load()
+    except DataFormatError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OverflowError,
+            MemoryError, RecursionError) as exc:
+        raise DataFormatError(f"{path} is not a CIFAR-10 python batch "
+                              f"({type(exc).__name__}: {str(exc)[:120]})") from None
     if not isinstance(batch, dict):
         raise DataFormatError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
     return batch
@@ -363,7 +646,9 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     DataMissingError
         If the file does not exist.
     DataFormatError
-        If it is not such a dict: wrong keys, dtype, shape, label count or label range.
+        If it is not such a dict: wrong keys, dtype, shape, label count or label range; or
+        not a pickle of the format's opcodes, globals and sizes (see :func:`_check_pickle`),
+        checked before anything is unpickled. The message is short whatever the file holds.
     """
     path = Path(path)
     if not path.is_file():
@@ -371,8 +656,9 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     batch = _unpickle_batch(path)
     for key in (b"data", b"labels"):
         if key not in batch:
+            keys = sorted(_short(k) for k in list(batch)[:10])
             raise DataFormatError(f"{path}: the batch dict has no {key!r} entry "
-                                  f"(keys: {sorted(map(repr, batch))})")
+                                  f"(keys: {', '.join(keys)}{', ...' if len(batch) > 10 else ''})")
     data = batch[b"data"]
     pixels = CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
@@ -380,7 +666,15 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                               f"{getattr(data, 'dtype', type(data).__name__)}")
     if data.ndim != 2 or data.shape[1] != pixels:
         raise DataFormatError(f"{path}: b'data' must have shape (N, {pixels}), got {data.shape}")
-    labels = np.asarray(batch[b"labels"])
+    labels = batch[b"labels"]
+    if isinstance(labels, list) and all(type(v) is int for v in labels):
+        try:
+            labels = np.asarray(labels, dtype=np.int64)
+        except OverflowError:
+            raise DataFormatError(f"{path}: b'labels' holds integers out of range") from None
+    if not isinstance(labels, np.ndarray):
+        raise DataFormatError(f"{path}: b'labels' must be a list of integers, got "
+                              f"{type(labels).__name__}")
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
         raise DataFormatError(f"{path}: b'labels' must hold {data.shape[0]} integers, got "
                               f"shape {labels.shape} of {labels.dtype}")

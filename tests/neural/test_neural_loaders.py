@@ -1,5 +1,9 @@
 """Tests of the neural loaders: shallow teacher, digits / CIFAR-10 pairs, ConvAI2, RoBERTa."""
 
+import pickle
+import struct
+import time
+
 import numpy as np
 import pytest
 
@@ -168,6 +172,129 @@ def test_cifar_reader_refuses_foreign_pickles(tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(DataFormatError, match="not a CIFAR-10 python batch"):
         read_cifar_batch(path)
+
+
+# The python version of CIFAR-10 was pickled by Python 2's cPickle (protocol 2): its strings
+# are BINSTRING opcodes, its array the (_reconstruct, BUILD) pair of NumPy 1. Python 3 cannot
+# write that stream, so these helpers write it opcode by opcode.
+def _py2_str(text):
+    data = text if isinstance(text, bytes) else text.encode("latin1")
+    if len(data) < 256:
+        return b"U" + bytes([len(data)]) + data  # SHORT_BINSTRING
+    return b"T" + struct.pack("<I", len(data)) + data  # BINSTRING
+
+
+def _int(n):
+    return b"K" + bytes([n]) if 0 <= n < 256 else b"J" + struct.pack("<i", n)
+
+
+def _py2_batch(images, labels):
+    """A batch exactly as cPickle wrote CIFAR-10's: dict, uint8 array, list of ints."""
+    n = len(images)
+    array = (b"cnumpy.core.multiarray\n_reconstruct\nq\x02cnumpy\nndarray\nq\x03" + _int(0)
+             + b"\x85q\x04" + _py2_str("b") + b"\x87q\x05Rq\x06(" + _int(1) + _int(n)
+             + b"M" + struct.pack("<H", 3072) + b"\x86q\x07cnumpy\ndtype\nq\x08"
+             + _py2_str("u1") + _int(0) + _int(1) + b"\x87q\tRq\n(" + _int(3) + _py2_str("|")
+             + b"NNN" + _int(-1) + _int(-1) + _int(0) + b"tq\x0bb\x89"
+             + _py2_str(images.reshape(n, -1).tobytes()) + b"tq\x0cb")
+    return (b"\x80\x02}q\x00(" + _py2_str("data") + b"q\x01" + array + _py2_str("labels")
+            + b"q\r]q\x0e(" + b"".join(_int(int(v)) for v in labels) + b"e"
+            + _py2_str("batch_label") + _py2_str("training batch 1 of 5") + b"u.")
+
+
+def test_cifar_reader_reads_the_python2_stream_of_the_real_files(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(_py2_batch(images, [3, 1, 4, 1]))
+    read_images, labels = read_cifar_batch(path)
+    np.testing.assert_array_equal(read_images, images)
+    assert labels.tolist() == [3, 1, 4, 1]
+
+
+def _nested_key(depth):
+    # {((...((),)...),): 1}: a key of tuples nested `depth` deep, 1 byte per level.
+    return b"\x80\x02}" + b")" + b"\x85" * depth + _int(1) + b"s."
+
+
+def _reconstructed(shape_bytes, state=b""):
+    return (b"\x80\x02}" + _py2_str("data") + b"cnumpy.core.multiarray\n_reconstruct\n"
+            b"cnumpy\nndarray\n" + shape_bytes + b"\x85" + _py2_str("b") + b"\x87R" + state
+            + b"s.")
+
+
+def _shared_references(levels=12):
+    # labels = L11, L_i = [L_(i-1)] * 10: a few hundred bytes standing for 10^12 integers.
+    out = b"\x80\x02}" + _py2_str("labels") + b"](" + _int(1) * 10 + b"eq\x00"
+    for i in range(1, levels):
+        out += b"](" + (b"h" + bytes([i - 1])) * 10 + b"eq" + bytes([i])
+    return out + b"s."
+
+
+#: Hostile batch files: each must be refused with a short DataFormatError, quickly, before
+#: the unpickler could crash (C stack), exhaust the memory or run anything.
+HOSTILE = {
+    "key-nested-1e6": (_nested_key(10**6), "nested more than"),
+    "key-nested-1e4": (_nested_key(10**4), "nested more than"),
+    "array-shape-1e13": (_reconstructed(b"\x8a\x06" + (10**13).to_bytes(6, "little")),
+                         "unexpected call"),
+    "object-array-1e13": (_reconstructed(_int(0), b"(" + _int(1) + b"\x8a\x06"
+                                         + (10**13).to_bytes(6, "little") + b"\x85"
+                                         + b"cnumpy\ndtype\n" + _py2_str("O8") + _int(0)
+                                         + _int(1) + b"\x87R\x89]tb"), "type 'O8'"),
+    "shared-references": (_shared_references(), "more than 10,000,000 elements"),
+    "key-50MB": (b"\x80\x04}X" + struct.pack("<I", 50_000_000) + b"k" * 50_000_000 + _int(1)
+                 + b"s.", "key longer than"),
+    "memo-index-4e9": (b"\x80\x02}r" + struct.pack("<I", 4_000_000_000) + b".", "memo"),
+    "instance": (b"\x80\x02}" + _py2_str("data") + b"c__builtin__\nobject\n)\x81s.",
+                 "NEWOBJ|unexpected object"),
+    "set": (pickle.dumps({b"data": {1, 2}}, protocol=4), "EMPTY_SET"),
+    "protocol-5-buffer": (pickle.dumps({b"data": np.zeros(3, np.uint8)}, protocol=5),
+                          "protocol 2 to 4"),
+    "protocol-0": (pickle.dumps({b"data": 1}, protocol=0), "protocol 2 to 4"),
+    "truncated": (pickle.dumps({b"data": np.zeros(3, np.uint8)}, protocol=2)[:-5],
+                  "not a valid pickle"),
+    "two-values": (b"\x80\x02}" + b"}" + b".", "does not hold one dict"),
+    "not-a-dict": (b"\x80\x02]" + b".", "does not hold one dict"),
+    "key-not-a-string": (b"\x80\x02}" + _int(1) + _int(2) + b"s.", "not a string"),
+    "list-changed-after-use": (b"\x80\x02}" + _py2_str("labels") + b"]q\x00" + b"\x85"
+                               + b"s" + b"h\x00" + _int(1) + b"a0" + b".",
+                               "changed after it was stored"),
+}
+
+
+@pytest.mark.parametrize("data, match", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_cifar_reader_refuses_hostile_pickles_quickly_with_a_short_message(tmp_path, data,
+                                                                           match):
+    """Validated before unpickling: every hostile file is a DataFormatError naming the file,
+    under 300 characters, in well under a second (the old reader segfaulted, hit the
+    recursion limit, or ran out of memory after 12 s)."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(data)
+    start = time.perf_counter()
+    with pytest.raises(DataFormatError, match=match) as info:
+        read_cifar_batch(path)
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert message.startswith(str(path)) and len(message) < 300, message[:500]
+
+
+def test_cifar_reader_caps_the_file_size(tmp_path, monkeypatch):
+    import lowrank_theory.neural.data as data
+
+    path = tmp_path / "data_batch_1"
+    _write_batch(path, np.zeros((2, 3, 32, 32), dtype=np.uint8), [0, 1])
+    monkeypatch.setattr(data, "MAX_BATCH_BYTES", path.stat().st_size - 1)
+    with pytest.raises(DataFormatError, match="more than a CIFAR-10 batch"):
+        read_cifar_batch(path)
+
+
+def test_cifar_reader_names_missing_keys_briefly(tmp_path):
+    """A batch without b'data' lists a few of its keys, each cut short."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"k" * 60 + bytes([i]): 1 for i in range(50)}, protocol=4))
+    with pytest.raises(DataFormatError, match="no b'data' entry") as info:
+        read_cifar_batch(path)
+    assert len(str(info.value)) < 600 and str(info.value).endswith(", ...)")
 
 
 def test_cifar_missing_gives_one_clear_message(tmp_path):
