@@ -1,4 +1,8 @@
-"""Input validation shared by the public functions (validate once, at the boundary)."""
+"""Input validation shared by the public functions (validate once, at the boundary).
+
+The one home of the validators: the library's functions and the experiment configs of
+``lowrank_theory.simulations`` alike call these, with the value first and its name second.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,26 @@ def check_int(value: Any, name: str, minimum: int = 1, maximum: int | None = Non
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}.")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` after checking it is ``True`` or ``False`` (not 0, 1 or a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} ({value!r}).")
+    return bool(value)
+
+
+def check_int_tuple(value: Any, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """Return ``value`` after checking it is a non-empty, strictly increasing tuple of ints.
+
+    Each item is checked by :func:`check_int` under the name ``name[i]``.
+    """
+    if not isinstance(value, tuple) or not value:
+        raise TypeError(f"{name} must be a non-empty tuple of ints, got {value!r}.")
+    items = tuple(check_int(item, f"{name}[{i}]", minimum) for i, item in enumerate(value))
+    if any(b <= a for a, b in zip(items, items[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {value}.")
+    return items
 
 
 def check_float(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:

@@ -13,10 +13,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
+
+from lowrank_theory._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_tuple,
+)
 
 __all__ = [
     "SIZES",
@@ -40,37 +49,6 @@ SIZES: tuple[str, ...] = ("quick", "full")
 RECOVERED = 1e-6
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    # bool is an int subclass; True as a dimension is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-
-
-def _check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and low_ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
-def _check_int_tuple(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise TypeError(f"{name} must be a non-empty tuple of ints, got {value!r}")
-    for i, item in enumerate(value):
-        _check_int(f"{name}[{i}]", item, minimum)
-    if len(set(value)) != len(value) or list(value) != sorted(value):
-        raise ValueError(f"{name} must be strictly increasing, got {value}")
-
-
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Base class of experiment configs: hashing, serialisation and table columns.
@@ -84,6 +62,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         self._validate()
+        # The validators accept numpy scalars; the fields hold Python ones, so that a config
+        # hashes (canonical JSON) the same whichever kind it was given.
+        for f in dataclasses.fields(self):
+            if isinstance(value := getattr(self, f.name), np.generic):
+                object.__setattr__(self, f.name, value.item())
 
     def _validate(self) -> None:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
@@ -174,14 +157,12 @@ class VaryConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("family_seed", self.family_seed, 0)
-        _check_positive_float("sigma", self.sigma, allow_zero=True)
-        _check_positive_float("ft_lr", self.ft_lr)
-        _check_choice("family", self.family, VARY_FAMILIES)
-        if not isinstance(self.authors_quirks, bool):
-            raise TypeError(f"authors_quirks must be True or False, got "
-                            f"{type(self.authors_quirks).__name__} {self.authors_quirks!r}")
+            check_int(getattr(self, name), name)
+        check_int(self.family_seed, "family_seed", minimum=0)
+        check_float(self.sigma, "sigma")
+        check_float(self.ft_lr, "ft_lr", strict=True)
+        check_choice(self.family, "family", VARY_FAMILIES)
+        check_bool(self.authors_quirks, "authors_quirks")
         if self.k > self.d:
             raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
                              f"d={self.d}")
@@ -281,8 +262,8 @@ class PhaseConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "restarts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+            check_int(getattr(self, name), name)
+        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -319,9 +300,9 @@ class RateConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "N"):
-            _check_int(name, getattr(self, name), 1)
-        _check_positive_float("sigma", self.sigma)
-        _check_int_tuple("n_grid", self.n_grid, 1)
+            check_int(getattr(self, name), name)
+        check_float(self.sigma, "sigma", strict=True)
+        check_int_tuple(self.n_grid, "n_grid")
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -348,8 +329,8 @@ class LandscapeConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "starts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+            check_int(getattr(self, name), name)
+        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -373,6 +354,6 @@ class Sweep:
         if not self.seeds:
             raise ValueError("seeds must be a non-empty tuple of ints")
         for i, seed in enumerate(self.seeds):
-            _check_int(f"seeds[{i}]", seed, 0)
+            check_int(seed, f"seeds[{i}]", minimum=0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
