@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from lowrank_theory.simulations.configs import PhaseConfig, RateConfig, VaryConfig
 
-from lowrank_theory._validation import check_bool, check_choice, check_float, check_int, check_int_tuple
+from lowrank_theory._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_tuple,
+)
 
 
 @pytest.mark.parametrize("value", [(1,), (1, 2, 5), (np.int64(3), 4)])
