@@ -19,6 +19,7 @@ from lowrank_theory._validation import (
     check_int,
 )
 from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, as_adapter
+from lowrank_theory.covariance import covariance_sqrt
 from lowrank_theory.lora_ml import LoRAMLResult
 from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics, task_losses
 from lowrank_theory.paper_protocol import CONVENTIONS
@@ -100,19 +101,13 @@ def excess_loss(task: TaskFamily, W: ArrayLike) -> float:
     return float(out) if out.ndim == 0 else out
 
 
-def _sqrtm_psd(S: NDArray) -> tuple[NDArray, NDArray]:
-    lam, vec = scipy.linalg.eigh(S)
-    root = np.sqrt(lam)
-    return (vec * root) @ vec.T, (vec / root) @ vec.T
-
-
 def _exact_population(A: NDArray, task: TaskFamily, adapter: Adapter, rng) -> Factors:
     M = task.W_star[0] - A
     if task.isotropic:
         return adapter.project(M)
     if isinstance(adapter, AsymmetricAdapter):
         # min ||(M - Delta) S^{1/2}||: truncate M S^{1/2}, then undo the whitening on the right.
-        root, inv_root = _sqrtm_psd(task.Sigma)
+        root, inv_root = covariance_sqrt(task.task_covariances()[0])
         U, V = adapter.project(M @ root)
         return (U, inv_root @ V)
     return _lbfgs_factors(statistics(task), A, adapter, adapter.project(M), rng)

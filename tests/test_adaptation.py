@@ -173,3 +173,31 @@ def test_diverging_gradient_descent_raises_and_suggests_a_smaller_step(lr, steps
             lt.fine_tune(A, new, rank=1, method="gd", lr=lr, steps=steps, seed=0)
         ok = lt.fine_tune(A, new, rank=1, method="gd", steps=steps, seed=0)
     assert np.all(np.isfinite(ok.history)) and ok.loss <= ok.history[0]
+
+
+def test_one_task_family_with_a_stacked_covariance_is_the_task(rng):
+    """Sigma of shape (1, d, d) on a one-task family means the same as its (d, d) matrix.
+
+    Before one covariance root served every caller, ``fine_tune`` read ``task.Sigma`` as a
+    (d, d) matrix and failed with a TypeError on the stacked form, while ``rank_floor`` worked.
+    Both are compared with the (d, d) form, and the loss with the whitened Eckart-Young tail.
+    """
+    from lowrank_theory.schemes import rank_floor
+
+    G = rng.standard_normal((5, 5))
+    S = G @ G.T + np.eye(5)
+    fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=rng, Sigma=S)
+    flat = fam.new_task(seed=1)
+    stacked = lt.TaskFamily(flat.A_star, flat.U_star, flat.sigma, S[None])
+    assert stacked.Sigma.shape == (1, 5, 5)
+    A = lt.standard_retraining(fam)
+    for rank in (1, 2):
+        got = lt.fine_tune(A, stacked, rank=rank)
+        want = lt.fine_tune(A, flat, rank=rank)
+        np.testing.assert_allclose(got.delta, want.delta, atol=1e-10)
+        s = scipy.linalg.svdvals((flat.W_star[0] - A) @ scipy.linalg.sqrtm(S).real)
+        assert got.loss == pytest.approx(np.sum(s[rank:] ** 2), rel=1e-9)
+        assert rank_floor(A, stacked, rank) == pytest.approx(got.loss, rel=1e-9)
+    # Control: the identity covariance gives another loss.
+    assert lt.fine_tune(A, flat.new_task(U=flat.U_star[0], Sigma=np.eye(5)), rank=1).loss != \
+        pytest.approx(want.loss, rel=1e-3)
