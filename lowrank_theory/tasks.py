@@ -26,7 +26,10 @@ from lowrank_theory._validation import (
     check_int,
 )
 
-__all__ = ["TaskFamily", "TaskData"]
+__all__ = ["TaskFamily", "TaskData", "PAPER_SIGMA"]
+
+#: The paper's output-noise standard deviation (its synthetic linear experiments).
+PAPER_SIGMA = 0.1
 
 
 def _frozen(arr: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -107,7 +110,7 @@ class TaskFamily:
 
     A_star: NDArray[np.float64]
     U_star: NDArray[np.float64]
-    sigma: float = 0.1
+    sigma: float = PAPER_SIGMA
     Sigma: NDArray[np.float64] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -149,7 +152,7 @@ class TaskFamily:
         d: int,
         k: int,
         T: int,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         Sigma: ArrayLike | None = None,
         max_bytes: int | None = MAX_BYTES,
@@ -185,7 +188,7 @@ class TaskFamily:
         k: int,
         T: int,
         scale: float = 1.0,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
@@ -214,7 +217,7 @@ class TaskFamily:
         d: int,
         k: int,
         T: int,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
@@ -243,7 +246,7 @@ class TaskFamily:
         offset_spectrum: ArrayLike,
         d: int,
         base_spectrum: ArrayLike | None = None,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:

@@ -26,6 +26,9 @@ from lowrank_theory._validation import (
     check_int,
     check_int_tuple,
 )
+from lowrank_theory.adaptation import PAPER_FT_LR
+from lowrank_theory.paper_protocol import PAPER_ROUNDS
+from lowrank_theory.tasks import PAPER_SIGMA
 
 __all__ = [
     "SIZES",
@@ -100,6 +103,23 @@ class ExperimentConfig:
         return {k: v for k, v in self.to_dict().items() if not isinstance(v, list)}
 
 
+#: Defaults of the paper's vary set, and the values each parameter takes in turn.
+VARY_DEFAULTS: dict[str, int] = {"d": 10, "T": 3, "N": 5000, "n": 100, "k": 1}
+VARY_VALUES: dict[str, tuple[int, ...]] = {
+    "d": (5, 10, 20),
+    "T": (2, 3, 5),
+    "N": (100, 1000, 10000),
+    "n": (100, 1000, 10000),
+    "k": (1, 2, 3),
+}
+#: Fine-tuning steps of each sweep in the authors' script. (Their k figure draws only the
+#: first 1,000 of its 10,000.)
+VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
+#: The sweeps run again with ``authors_quirks=True``: the six settings compared with the
+#: authors' script.
+VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
+
+
 #: Ground-truth schemes of the vary experiment (see :class:`VaryConfig`).
 VARY_FAMILIES: tuple[str, ...] = ("per-run", "per-seed")
 
@@ -142,15 +162,16 @@ class VaryConfig(ExperimentConfig):
         pooled least-squares SR.
     """
 
-    d: int = 10
-    T: int = 3
-    N: int = 5000
-    n: int = 100
-    k: int = 1
-    sigma: float = 0.1
-    rounds: int = 3000
-    ft_steps: int = 10000
-    ft_lr: float = 0.005
+    d: int = VARY_DEFAULTS["d"]
+    T: int = VARY_DEFAULTS["T"]
+    N: int = VARY_DEFAULTS["N"]
+    n: int = VARY_DEFAULTS["n"]
+    k: int = VARY_DEFAULTS["k"]
+    sigma: float = PAPER_SIGMA
+    rounds: int = PAPER_ROUNDS
+    # The default point belongs to the T and k sweeps, which run the most steps.
+    ft_steps: int = max(VARY_FT_STEPS.values())
+    ft_lr: float = PAPER_FT_LR
     family: str = "per-run"
     family_seed: int = 0
     authors_quirks: bool = False
@@ -184,23 +205,6 @@ class VaryConfig(ExperimentConfig):
     def columns(self) -> dict[str, Any]:
         """Scalar fields plus the derived fine-tuning rank and noise standard deviation."""
         return {**super().columns(), "ft_rank": self.ft_rank, "noise_std": self.noise_std}
-
-
-#: Defaults of the paper's vary set, and the values each parameter takes in turn.
-VARY_DEFAULTS: dict[str, int] = {"d": 10, "T": 3, "N": 5000, "n": 100, "k": 1}
-VARY_VALUES: dict[str, tuple[int, ...]] = {
-    "d": (5, 10, 20),
-    "T": (2, 3, 5),
-    "N": (100, 1000, 10000),
-    "n": (100, 1000, 10000),
-    "k": (1, 2, 3),
-}
-#: Fine-tuning steps of each sweep in the authors' script. (Their k figure draws only the
-#: first 1,000 of its 10,000.)
-VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
-#: The sweeps run again with ``authors_quirks=True``: the six settings compared with the
-#: authors' script.
-VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
 
 
 def vary_configs(params: Sequence[str] = tuple(VARY_VALUES), **overrides: Any
@@ -291,11 +295,11 @@ class RateConfig(ExperimentConfig):
         Fine-tuning sample sizes, increasing.
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 5000
-    sigma: float = 0.1
+    d: int = VARY_DEFAULTS["d"]
+    T: int = VARY_DEFAULTS["T"]
+    k: int = VARY_DEFAULTS["k"]
+    N: int = VARY_DEFAULTS["N"]
+    sigma: float = PAPER_SIGMA
     n_grid: tuple[int, ...] = field(default=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
 
     def _validate(self) -> None:

@@ -31,6 +31,7 @@ from lowrank_theory.simulations.streams import stream_seeds
 
 import lowrank_theory as lt
 from lowrank_theory._validation import check_bool, check_float, check_int, check_int_tuple
+from lowrank_theory.adaptation import PAPER_FT_LR
 from lowrank_theory.schemes import (
     AdaptationScheme,
     AdaptiveRankLoRA,
@@ -101,7 +102,7 @@ class SchemesConfig(ExperimentConfig):
     population: bool = True
     max_rank: int = 5
     ft_steps: int = 1000
-    ft_lr: float = 0.005
+    ft_lr: float = PAPER_FT_LR
     subspace_steps: tuple[int, ...] = field(default=(0, 30, 100))
     rho: float = 1.0
 
