@@ -17,8 +17,10 @@ from lowrank_theory.objective import stationarity, summed_objective
 @pytest.mark.parametrize(("d", "k", "T"), [(60, 2, 6), (120, 3, 12), (200, 8, 10), (80, 1, 40)])
 def test_warm_eigenpairs_agree_with_full_eigendecompositions(global_random_seed, d, k, T):
     """fit_exact_span with warm top-k eigenpairs and with full eigendecompositions: the same
-    base to 1e-10 relative, the same objective history to 1e-8 relative while it is far above
-    round-off, and both at the objective target."""
+    base to 1e-10 relative, both at the objective target, in as many iterations give or take
+    two, from the same start (first objective to 1e-3: its U-step is solved loosely). In between the iterates drift apart
+    (the warm U-steps are solved to a tolerance that tightens with the objective), but the
+    warm objective never increases."""
     fam = lt.TaskFamily.random(d=d, k=k, T=T, seed=global_random_seed)
     warm = span.fit_exact_span(fam, k, eigensolver="warm")
     full = span.fit_exact_span(fam, k, eigensolver="full")
@@ -26,10 +28,9 @@ def test_warm_eigenpairs_agree_with_full_eigendecompositions(global_random_seed,
     assert warm.converged and full.converged
     assert np.linalg.norm(warm.A - full.A) <= 1e-10 * np.linalg.norm(full.A)
     assert lt.metrics.base_error(warm.A, fam.A_star, relative=True) < 1e-10
-    n = min(len(warm.history), len(full.history))
-    big = full.history[:n] > 1e-12 * full.history[0]
-    assert big.sum() >= 3
-    np.testing.assert_allclose(warm.history[:n][big], full.history[:n][big], rtol=1e-8)
+    assert warm.history[0] == pytest.approx(full.history[0], rel=1e-3)
+    assert np.all(np.diff(warm.history) <= 1e-12 * warm.history[0])
+    assert abs(warm.n_iter - full.n_iter) <= 2 and warm.n_iter >= 3
 
 
 def test_warm_path_controls_eigensolver_and_small_spans():
