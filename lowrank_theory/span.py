@@ -277,16 +277,18 @@ def warm_block_size(rank: int, m: int) -> int | None:
 
     ``p = r + max(2, r // 2)``: the buffer beyond ``r`` keeps the convergence rate good when
     eigenvalue ``r`` is close to the next. The expansion doubles the basis to ``2p``
-    orthonormal columns, which needs ``2p <= m``; smaller spans are decomposed densely (at
-    such sizes a full eigendecomposition is cheap anyway).
+    orthonormal columns (so ``2p <= m`` is needed), and below ``m = 4p`` full
+    eigendecompositions are as fast: with one BLAS thread, warm against full took 0.024 s
+    against 0.011 s at m = 20 (r = 4, p = 6), 0.027 s against 0.045 s at m = 40, and
+    0.037 s against 0.32 s at m = 80 (d = 400, best of 5).
 
     Examples
     --------
-    >>> warm_block_size(8, 320), warm_block_size(2, 6)
-    (12, None)
+    >>> warm_block_size(8, 320), warm_block_size(2, 12), warm_block_size(2, 16)
+    (12, None, 4)
     """
     p = rank + max(2, rank // 2)
-    return p if 2 * p <= m else None
+    return p if 4 * p <= m else None
 
 
 def alternating_warm(u: NDArray[np.float64], rank: int, max_iter: int, ftol: float) -> SpanRun:
@@ -324,7 +326,7 @@ def alternating_warm(u: NDArray[np.float64], rank: int, max_iter: int, ftol: flo
     --------
     >>> import numpy as np
     >>> from lowrank_theory import TaskFamily
-    >>> fam = TaskFamily.random(d=40, k=1, T=8, seed=0)
+    >>> fam = TaskFamily.random(d=40, k=1, T=12, seed=0)
     >>> run = alternating_warm(reduced_offsets(fam, offset_subspace(fam)), 1, 200, 1e-20)
     >>> run.history[-1] < 1e-20, bool(np.abs(run.b).max() < 1e-9)
     (True, True)
@@ -388,8 +390,8 @@ def fit_exact_span(
     eigensolver : {"warm", "full"}, default="warm"
         U-steps of a symmetric adapter: ``"warm"`` takes each task's top ``r`` eigenpairs by
         a block Rayleigh-Ritz iteration warm-started from the previous iteration's
-        (:func:`alternating_warm`, used when the span has at least
-        twice as many dimensions as its block); ``"full"`` by full eigendecompositions
+        (:func:`alternating_warm`, used when the span has at least four
+        times as many dimensions as its block); ``"full"`` by full eigendecompositions
         (:func:`alternating_dense`, always used for an asymmetric
         adapter). Both reach the same answer; the warm iterates drift from the dense ones
         along the way, by the eigensolver's tolerance.
