@@ -32,6 +32,8 @@ __all__ = [
     "adapter_gradient_descent",
     "excess_loss",
     "check_new_task",
+    "least_squares_update",
+    "reduced_rank_update",
     "FINE_TUNE_METHODS",
     "PAPER_FT_LR",
     "PAPER_FT_INIT_SCALE",
@@ -243,23 +245,59 @@ def _lbfgs_factors(stats: Statistics, A: NDArray, adapter: Adapter, start: Facto
     return tuple(res.x[i * size : (i + 1) * size].reshape(shape) for i in range(len(start)))
 
 
-def _reduced_rank_regression(stats: Statistics, A: NDArray, rank: int) -> Factors:
-    """Rank-constrained least squares for the update: min_{rank(D) <= r} L^(A + D).
+def least_squares_update(stats: Statistics, A: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Full-rank least-squares update of one task: ``argmin_Delta L^(A + Delta)``.
+
+    Parameters
+    ----------
+    stats : Statistics
+        One task's statistics (T = 1).
+    A : ndarray of shape (d, d)
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+        ``Delta = (Sxx^+ (Sxy - Sxx A^T))^T``; with fewer samples than dimensions, the
+        minimum-norm solution.
+    """
+    B, *_ = scipy.linalg.lstsq(stats.Sxx[0], stats.Sxy[0] - stats.Sxx[0] @ A.T)
+    return B.T
+
+
+def reduced_rank_update(
+    stats: Statistics, A: NDArray[np.float64], rank: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Reduced-rank regression: the best rank-``rank`` update and the salience of each direction.
+
+    Parameters
+    ----------
+    stats : Statistics
+        One task's statistics (T = 1).
+    A : ndarray of shape (d, d)
+        The frozen base.
+    rank : int
+        ``0 <= rank <= d``.
+
+    Returns
+    -------
+    delta : ndarray of shape (d, d)
+        ``argmin_{rank(Delta) <= rank} L^(A + Delta)``.
+    salience : ndarray of shape (d,)
+        Eigenvalues ``lambda_1 >= ... >= lambda_d`` of ``B^T Sxx B``: keeping direction ``i``
+        lowers the empirical loss by exactly ``lambda_i``.
 
     Notes
     -----
-    With residual targets ``R = Y - X A^T`` the unconstrained solution is
-    ``B = Sxx^+ (Sxy - Sxx A^T)`` (so that ``D = B^T``); the best rank-r fit projects it onto
-    the top-r right singular vectors of the fitted values ``X B``, whose Gram matrix is
-    ``B^T Sxx B`` (Anderson's reduced-rank regression). ``Sxx^+`` is a least-squares solve,
-    which also covers ``n < d`` with the minimum-norm solution.
+    With ``B = Sxx^+ (Sxy - Sxx A^T)`` the full least-squares coefficients (``Delta_LS = B^T``),
+    the rank-r solution is ``Delta_r = (B V_r V_r^T)^T`` with ``V_r`` the top-r eigenvectors of
+    the fitted values' Gram matrix ``B^T Sxx B`` (Anderson's reduced-rank regression), and
+    ``L^(A + Delta_r) = L^(A + Delta_LS) + sum_{i > r} lambda_i``.
     """
-    Sxx, Sxy = stats.Sxx[0], stats.Sxy[0]
-    B, *_ = scipy.linalg.lstsq(Sxx, Sxy - Sxx @ A.T)
-    lam, vec = scipy.linalg.eigh(B.T @ Sxx @ B)
-    Vr = vec[:, ::-1][:, :rank]
-    D = (B @ Vr @ Vr.T).T
-    return AsymmetricAdapter(rank).project(D)
+    B = least_squares_update(stats, A).T
+    lam, vec = scipy.linalg.eigh(B.T @ stats.Sxx[0] @ B)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    Vr = vec[:, :rank]
+    return (B @ Vr @ Vr.T).T, np.clip(lam, 0.0, None)
 
 
 def check_new_task(task: object, name: str = "task") -> TaskFamily:
@@ -376,7 +414,7 @@ def fine_tune(
             if n is None:
                 factors = _exact_population(A, task, adapter, rng)
             elif isinstance(adapter, AsymmetricAdapter):
-                factors = _reduced_rank_regression(stats, A, adapter.rank)
+                factors = adapter.project(reduced_rank_update(stats, A, adapter.rank)[0])
             else:
                 start = adapter.project(np.swapaxes(stats.Sxy[0], 0, 1) - A)
                 factors = _lbfgs_factors(stats, A, adapter, start, rng)

@@ -127,7 +127,8 @@ def _data_driven_start(
     return tuple(f + scale * 1e-3 * rng.standard_normal(f.shape) for f in factors)
 
 
-def _start(source: Source, adapter: Adapter, seed, A0, U0, V0, init_scale
+def _start(source: Source, adapter: Adapter, seed: int | np.random.Generator | None,
+           A0: ArrayLike | None, U0: ArrayLike | None, V0: ArrayLike | None, init_scale: float,
            ) -> tuple[NDArray[np.float64], Factors, float]:
     """The random or given start ``(A0, factors)`` of the paper protocol and L-BFGS."""
     T, d = source.T, source.d
