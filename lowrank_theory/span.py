@@ -1,8 +1,8 @@
 """The population problem of identity input covariance, solved in the span of the offsets.
 
 Let ``Q`` (d, m) be an orthonormal basis of a space holding all offset factors,
-``m = min(d, kT)``, and ``u_t = Q^T U*_t`` (m, k). With ``A = A* + Q b Q^T`` and ``Delta_t = Q v_t v_t^T Q^T`` the excess
-LoRA-ML objective is
+``m = min(d, kT)``, and ``u_t = Q^T U*_t`` (m, k). With ``A = A* + Q b Q^T`` and
+``Delta_t = Q v_t v_t^T Q^T`` the excess LoRA-ML objective is
 
     F = sum_t ||u_t u_t^T - b - v_t v_t^T||_F^2,
 
@@ -64,7 +64,7 @@ __all__ = [
 ALTERNATING_SLOW_RATIO = 0.5
 #: Largest number of alternating iterations.
 ALTERNATING_MAX_ITER = 200
-#: U-steps of :func:`alternating_warm`: warm-started top eigenpairs, or full eigendecompositions.
+#: U-steps of :func:`fit_exact_span`: warm-started top eigenpairs, or full eigendecompositions.
 EIGENSOLVERS = ("warm", "full")
 #: The objective is summed from small per-task pieces while it stays above this multiple of
 #: their round-off (machine epsilon times the pieces' size); below, it is recomputed from the
@@ -238,9 +238,9 @@ def _objective(u: NDArray, V: NDArray, b: NDArray, b_next: NDArray) -> float:
     B = np.linalg.qr(np.concatenate([u, V], axis=-1))[0]
     bu, bv = _swap(B) @ u, _swap(B) @ V
     e = bu @ _swap(bu) - bv @ _swap(bv)
-    pieces = float(np.sum(e * e)) + T * float(np.sum(b_next * b_next))
-    f = pieces - 2 * T * float(np.sum(b_next * b_next)) + T * float(np.sum((b_next - b) ** 2))
-    if f > CANCELLATION_MARGIN * np.finfo(np.float64).eps * pieces:
+    spread, mean = float(np.sum(e * e)), T * float(np.sum(b_next * b_next))
+    f = spread - mean + T * float(np.sum((b_next - b) ** 2))
+    if f > CANCELLATION_MARGIN * np.finfo(np.float64).eps * (spread + mean):
         return f
     return _explicit_objective(u, V, b)
 
@@ -249,7 +249,8 @@ def span_stationarity(u: NDArray, V: NDArray, b: NDArray, b_next: NDArray) -> tu
     """Gradient norm and relative stationarity of the reduced problem at ``(b, v)``.
 
     The quantities of :func:`~lowrank_theory.objective.stationarity`, from ``m x (k + r)``
-    pieces instead of ``T x m x m`` arrays. ``b_next`` is the A-step from ``v``. With ``R_t = u_t u_t^T - v_t v_t^T - b`` (identity inputs: ``G_t = -2 R_t``): the base's
+    pieces instead of ``T x m x m`` arrays. ``b_next`` is the A-step from ``v``. With
+    ``R_t = u_t u_t^T - v_t v_t^T - b`` (identity inputs: ``G_t = -2 R_t``): the base's
     gradient is ``sum_t G_t = -2 T (b_next - b)``, each factor's ``(G_t + G_t^T) v_t =
     -4 R_t v_t``; the terms are ``W_t = b + v_t v_t^T`` and ``Syx_t = u_t u_t^T``.
     """
