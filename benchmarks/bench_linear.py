@@ -15,6 +15,11 @@ and one A-step):
    run under the same convention, and the cost of one U-step and of one round's overhead.
 3. The exact solver (population): time and recovery error.
 4. The exact solver at scale (d up to 2000, T up to 40, k=8): time and peak traced memory.
+5. The exact solver at many tasks (d=2000, k=8, T = 10, 20, 40, 100): seconds, alternating
+   iterations and relative error of A, for the warm-started top-k eigenpairs (the default)
+   and for full eigendecompositions of every task's matrix (``eigensolver="full"``, the
+   method before; run up to ``--full-max-T``, its T x m x m arrays take 0.5 GB at T = 100),
+   with their ratio.
 
 The library timings of 2-3, and of d=2000, T=20 in 4, are taken twice: with the library's own
 BLAS limit (one thread around its small-matrix loops, the default) and with that limit
@@ -38,6 +43,7 @@ from threadpoolctl import threadpool_info
 import lowrank_theory as lt
 import lowrank_theory._threads as threads
 from lowrank_theory.reference import paper_protocol_per_sample
+from lowrank_theory.span import fit_exact_span
 
 D, T, N, K = 10, 3, 5000, 1
 
@@ -147,12 +153,51 @@ def bench_scale(grid: list[tuple[int, int, int]], repeat: int,
     return rows
 
 
+def bench_tasks(Ts: list[int], repeat: int, full_max_T: int) -> list[dict]:
+    """The exact solver at d=2000, k=8 for each T: warm top-k eigenpairs against full eigh."""
+    d, k = 2000, 8
+    rows = []
+    for T_ in Ts:
+        fam = lt.TaskFamily.random(d=d, k=k, T=T_, seed=0)
+        for eigensolver in ("warm", "full"):
+            if eigensolver == "full" and T_ > full_max_T:
+                continue
+            solve = lambda fam=fam, e=eigensolver: fit_exact_span(fam, k, eigensolver=e)  # noqa: E731
+            seconds, fit = best_time(solve, repeat if T_ <= 40 else 1)
+            rows.append(dict(
+                case="exact solver, many tasks", eigensolver=eigensolver, d=d, T=T_, k=k,
+                seconds=seconds, iterations=fit.n_iter,
+                rel_error=lt.metrics.base_error(fit.A, fam.A_star, relative=True),
+            ))
+            print(f"  T={T_:3d} eigensolver={eigensolver}: {seconds:.3f} s, "
+                  f"{fit.n_iter} iterations, relative error {rows[-1]['rel_error']:.2g}",
+                  flush=True)
+    return rows
+
+
+def tasks_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per T: the warm solver's seconds, iterations and error, and the full one's."""
+    warm = rows[rows.eigensolver == "warm"].set_index("T")
+    full = rows[rows.eigensolver == "full"].set_index("T")
+    table = pd.DataFrame({
+        "seconds": warm.seconds, "iterations": warm.iterations, "rel_error": warm.rel_error,
+        "full_eigh_seconds": full.seconds, "full_eigh_rel_error": full.rel_error,
+    })
+    table["speedup"] = table.full_eigh_seconds / table.seconds
+    return table.reset_index()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3000, help="paper protocol rounds")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many library runs")
     parser.add_argument("--quick", action="store_true", help="small scale grid only")
     parser.add_argument("--out", default="results/bench_linear.csv")
+    parser.add_argument("--tasks", default=None,
+                        help="T values of the many-tasks table, d=2000, k=8 (default "
+                             "10,20,40,100; 10,20 with --quick)")
+    parser.add_argument("--full-max-T", type=int, default=40,
+                        help="largest T at which the full-eigendecomposition solver is timed")
     args = parser.parse_args()
 
     blas = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()
@@ -166,16 +211,23 @@ def main() -> None:
         grid = [(250, 20, 8), (500, 20, 8), (1000, 20, 8), (2000, 20, 8),
                 (2000, 5, 8), (2000, 10, 8), (2000, 40, 8)]
     rows += bench_scale(grid, args.repeat, compare=((2000, 20, 8),))
+    tasks = args.tasks or ("10,20" if args.quick else "10,20,40,100")
+    Ts = [int(t) for t in tasks.split(",") if t]
+    rows += bench_tasks(Ts, args.repeat, args.full_max_T)
     print(f"load average after: {os.getloadavg()}")
     df = pd.DataFrame(rows)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     df.to_csv(args.out, index=False)
-    head = df[df.case != "exact solver at scale"].dropna(axis=1, how="all")
+    head = df[~df.case.isin(["exact solver at scale", "exact solver, many tasks"])]
+    head = head.dropna(axis=1, how="all")
     print(head.to_markdown(index=False, floatfmt=".3g"))
     scale = df[df.case == "exact solver at scale"][
         ["d", "T", "k", "threads", "seconds", "peak_MB", "peak_in_dxd", "rel_error"]
     ]
     print(scale.to_markdown(index=False, floatfmt=".3g"))
+    tasks = df[df.case == "exact solver, many tasks"]
+    if len(tasks):
+        print(tasks_table(tasks).to_markdown(index=False, floatfmt=".3g"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""Input validation shared by the public functions (validate once, at the boundary)."""
+"""Input validation shared by the public functions (validate once, at the boundary).
+
+The one home of the validators: the library's functions and the experiment configs of
+``lowrank_theory.simulations`` alike call these, with the value first and its name second.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 #: Relative tolerance below which a covariance eigenvalue counts as zero (singular). Sample
@@ -12,6 +17,13 @@ from numpy.typing import ArrayLike, NDArray
 COVARIANCE_RTOL = 1e-10
 #: Relative tolerance for the symmetry of a covariance matrix (round-off of a product X^T X).
 SYMMETRY_RTOL = 1e-8
+#: Largest sum of squares a problem's inputs may lead to: second moments and losses add up
+#: squares of entries over samples, dimensions and tasks, and the solvers form a few products
+#: of them. 1e290 leaves a factor 1e18 below double precision's largest number (1.8e308).
+SQUARE_MAX = 1e290
+#: Smallest mean square of data entries: below it the second moments leave double precision's
+#: normal range (2.2e-308) with no room for the products the solvers form, and lose digits.
+SQUARE_MIN = 1e-290
 
 
 def as_seed_generator(
@@ -39,6 +51,26 @@ def check_int(value: Any, name: str, minimum: int = 1, maximum: int | None = Non
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}.")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` after checking it is ``True`` or ``False`` (not 0, 1 or a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} ({value!r}).")
+    return bool(value)
+
+
+def check_int_tuple(value: Any, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """Return ``value`` after checking it is a non-empty, strictly increasing tuple of ints.
+
+    Each item is checked by :func:`check_int` under the name ``name[i]``.
+    """
+    if not isinstance(value, tuple) or not value:
+        raise TypeError(f"{name} must be a non-empty tuple of ints, got {value!r}.")
+    items = tuple(check_int(item, f"{name}[{i}]", minimum) for i, item in enumerate(value))
+    if any(b <= a for a, b in zip(items, items[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {value}.")
+    return items
 
 
 def check_float(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
@@ -78,12 +110,77 @@ def check_array(
     return arr
 
 
+def check_squares(magnitude: float, count: float, name: str, what: str = "the losses", *,
+                  entries_of: str | None = None) -> None:
+    """Refuse a value whose squares, summed ``count`` times, overflow (see :data:`SQUARE_MAX`).
+
+    Parameters
+    ----------
+    magnitude : float
+        The size of the value: a scalar argument, or the largest entry of an array's.
+    count : float
+        How many such squares ``what`` adds up.
+    name : str
+        The argument, for the message.
+    what : str, default="the losses"
+        What adds the squares up, for the message.
+    entries_of : str, optional
+        For an array: which entries ``magnitude`` measures (e.g. "its entries"); the message
+        then bounds them instead of the argument.
+    """
+    with np.errstate(over="ignore"):
+        total = np.float64(magnitude) ** 2 * count
+    if total <= SQUARE_MAX:
+        return
+    bound = np.sqrt(SQUARE_MAX / count)
+    if entries_of is None:
+        lead, fix = f"{name}={magnitude:.3g} overflows", f"use {name} <= {bound:.3g}"
+    else:
+        lead = f"{name}: {entries_of} up to {magnitude:.3g} overflow"
+        fix = f"keep {entries_of} below {bound:.3g}"
+    raise ValueError(
+        f"{lead}: {what} add up such squares {count:.3g} times, past {SQUARE_MAX:.0e} "
+        f"(double precision ends at 1.8e308); {fix}, or rescale the problem."
+    )
+
+
+def check_data_scale(arr: NDArray[np.float64], name: str) -> None:
+    """Refuse data whose second moments overflow or underflow double precision.
+
+    The sum of squares of all entries must stay below :data:`SQUARE_MAX` and, unless the data
+    are zero, their mean square above :data:`SQUARE_MIN`.
+    """
+    top = float(np.max(np.abs(arr), initial=0.0))
+    if top == 0.0:
+        return
+    # BLAS's nrm2 (scipy.linalg.norm of a vector) scales as it sums: no overflow or underflow.
+    mean_square = (scipy.linalg.norm(arr.ravel()) / top) ** 2 / arr.size * top**2
+    if top**2 * arr.size > SQUARE_MAX:
+        raise ValueError(
+            f"{name}: data scaled to ~{top:.0e} overflow the second moments (the sum of squares "
+            f"of its entries passes {SQUARE_MAX:.0e}); rescale the data, e.g. divide {name} by "
+            f"{top:.0e}."
+        )
+    if mean_square < SQUARE_MIN:
+        raise ValueError(
+            f"{name}: rescale the data (its scale ~{np.sqrt(mean_square):.0e} underflows: the mean "
+            f"square of its entries is below {SQUARE_MIN:.0e}, where double precision loses "
+            f"digits); multiply {name} by about {1 / np.sqrt(mean_square):.0e}."
+        )
+
+
 def check_covariance(value: ArrayLike, name: str, d: int, T: int) -> NDArray[np.float64]:
     """Check a symmetric positive definite covariance of shape (d, d) or (T, d, d)."""
     arr = check_array(value, name)
     if arr.shape not in ((d, d), (T, d, d)):
         raise ValueError(f"{name} must have shape ({d}, {d}) or ({T}, {d}, {d}), got {arr.shape}.")
     scale = max(float(np.max(np.abs(arr))), np.finfo(float).tiny)
+    if not SQUARE_MIN <= scale <= SQUARE_MAX / (d * T):
+        flow = "underflows" if scale < SQUARE_MIN else "overflows the second moments"
+        raise ValueError(
+            f"{name}: rescale the covariance (its scale ~{scale:.0e} {flow}; entries between "
+            f"{SQUARE_MIN:.0e} and {SQUARE_MAX / (d * T):.0e} keep double precision)."
+        )
     if not np.allclose(arr, np.swapaxes(arr, -1, -2), rtol=0.0, atol=SYMMETRY_RTOL * scale):
         raise ValueError(f"{name} must be symmetric; symmetrise it with (S + S.T) / 2.")
     eig = np.linalg.eigvalsh(arr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +20,24 @@ from lowrank_theory._validation import (
     check_int,
 )
 from lowrank_theory.adapters import Adapter, AsymmetricAdapter, Factors, as_adapter
+from lowrank_theory.covariance import covariance_sqrt
 from lowrank_theory.lora_ml import LoRAMLResult
 from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics, task_losses
-from lowrank_theory.paper_protocol import CONVENTIONS
+from lowrank_theory.paper_protocol import CONVENTIONS, step_scales
 from lowrank_theory.tasks import TaskFamily
 
-__all__ = ["FineTuneResult", "fine_tune", "excess_loss", "check_new_task", "FINE_TUNE_METHODS"]
+__all__ = [
+    "FineTuneResult",
+    "fine_tune",
+    "adapter_gradient_descent",
+    "excess_loss",
+    "check_new_task",
+    "least_squares_update",
+    "reduced_rank_update",
+    "FINE_TUNE_METHODS",
+    "PAPER_FT_LR",
+    "PAPER_FT_INIT_SCALE",
+]
 
 #: Fine-tuning solvers.
 FINE_TUNE_METHODS = ("exact", "gd")
@@ -82,6 +95,102 @@ def _diverged(lr: float, what: str) -> None:
     )
 
 
+def adapter_gradient_descent(
+    A: NDArray[np.float64],
+    stats: Statistics,
+    adapter: Adapter,
+    start: Factors,
+    steps: int,
+    lr: float,
+    convention: str = "paper",
+    record: Sequence[int] | None = None,
+) -> tuple[Factors, NDArray[np.float64]]:
+    """Gradient descent on an adapter's factors over a frozen base, for one run or a batch.
+
+    The one fine-tuning loop: :func:`fine_tune` (``method="gd"``) runs it for one run, the
+    vary experiment for a batch of runs along leading axes (every step advances all of them).
+
+    Parameters
+    ----------
+    A : ndarray of shape (..., d, d)
+        Frozen bases.
+    stats : Statistics
+        Statistics of the new task (T = 1), shape (..., 1, d, d) (or (1, d, d), shared).
+    adapter : Adapter
+    start : tuple of ndarray of shape (..., d, r)
+        Starting factors, ``(U,)`` or ``(U, V)`` as the adapter has.
+    steps : int
+        Gradient steps.
+    lr : float
+        Step size.
+    convention : {"paper", "sum"}, default="paper"
+        ``"paper"``: steps on half the mean squared error (the authors'); ``"sum"``: on the mean
+        squared error itself (steps twice as long).
+    record : sequence of int, optional
+        Increasing iterations in ``[0, steps]`` at which to record the update; default every
+        iteration ``0..steps``. The loop stops at the last one.
+
+    Returns
+    -------
+    factors : tuple of ndarray of shape (..., d, r)
+        The factors at the last recorded iteration.
+    deltas : ndarray of shape (len(record), ..., d, d)
+        The update ``Delta`` at each recorded iteration.
+
+    Raises
+    ------
+    ValueError
+        If the factors overflow (the step is beyond the stability limit); the message names
+        the step and suggests a smaller ``lr``. A ``record`` that is not increasing within
+        ``[0, steps]``.
+
+    Notes
+    -----
+    With ``G = dL/dW = 2 (W Sxx - Syx)`` at ``W = A + Delta``, one step is
+    ``F <- F - c lr dL/dF`` for every factor ``F`` (``dL/dU = G V``, ``dL/dV = G^T U`` for
+    ``Delta = U V^T``; ``(G + G^T) U`` for ``Delta = U U^T``), both from the old factors, with
+    ``c = 1/2`` for ``"paper"`` and ``c = 1`` for ``"sum"``
+    (:func:`~lowrank_theory.paper_protocol.step_scales`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> from lowrank_theory.adapters import AsymmetricAdapter
+    >>> from lowrank_theory.losses import statistics
+    >>> new = TaskFamily.random(d=4, k=1, T=1, seed=0)
+    >>> start = AsymmetricAdapter(1).init_factors(1, 4, np.random.default_rng(1))
+    >>> _, deltas = adapter_gradient_descent(new.A_star, statistics(new), AsymmetricAdapter(1),
+    ...                                      start, steps=2000, lr=0.05, record=[0, 2000])
+    >>> bool(np.allclose(deltas[-1], new.offsets, atol=1e-6))
+    True
+    """
+    step = step_scales(convention, 1)[0] * lr
+    record = range(steps + 1) if record is None else [int(r) for r in record]
+    if not record or record[0] < 0 or record[-1] > steps or any(
+            b <= a for a, b in zip(record, record[1:])):
+        raise ValueError(f"record must be increasing iterations in [0, steps={steps}], "
+                         f"got {list(record)}.")
+    A = A[..., None, :, :]
+    factors = tuple(f[..., None, :, :] for f in start)
+    deltas = np.empty((len(record), *np.broadcast_shapes(A.shape, stats.Sxx.shape)))
+    j = 0
+    # Overflow is detected below and reported as divergence, not as numpy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(steps + 1):
+            delta = adapter.delta(factors)
+            if s == record[j]:
+                deltas[j] = delta
+                j += 1
+                if j == len(record):
+                    break
+            grads = adapter.factor_gradients(factors, loss_gradient(stats, A + delta))
+            factors = tuple(f - step * g for f, g in zip(factors, grads))
+            if not all(np.isfinite(f).all() for f in factors):
+                _diverged(lr, f"its factors overflowed at step {s + 1} of {steps}")
+    return tuple(f[..., 0, :, :] for f in factors), deltas[..., 0, :, :]
+
+
 def excess_loss(task: TaskFamily, W: ArrayLike) -> float:
     """Excess population loss of a model on a one-task family, ``||(W - W*) Sigma^{1/2}||_F^2``.
 
@@ -100,19 +209,13 @@ def excess_loss(task: TaskFamily, W: ArrayLike) -> float:
     return float(out) if out.ndim == 0 else out
 
 
-def _sqrtm_psd(S: NDArray) -> tuple[NDArray, NDArray]:
-    lam, vec = scipy.linalg.eigh(S)
-    root = np.sqrt(lam)
-    return (vec * root) @ vec.T, (vec / root) @ vec.T
-
-
 def _exact_population(A: NDArray, task: TaskFamily, adapter: Adapter, rng) -> Factors:
     M = task.W_star[0] - A
     if task.isotropic:
         return adapter.project(M)
     if isinstance(adapter, AsymmetricAdapter):
         # min ||(M - Delta) S^{1/2}||: truncate M S^{1/2}, then undo the whitening on the right.
-        root, inv_root = _sqrtm_psd(task.Sigma)
+        root, inv_root = covariance_sqrt(task.task_covariances()[0])
         U, V = adapter.project(M @ root)
         return (U, inv_root @ V)
     return _lbfgs_factors(statistics(task), A, adapter, adapter.project(M), rng)
@@ -142,23 +245,59 @@ def _lbfgs_factors(stats: Statistics, A: NDArray, adapter: Adapter, start: Facto
     return tuple(res.x[i * size : (i + 1) * size].reshape(shape) for i in range(len(start)))
 
 
-def _reduced_rank_regression(stats: Statistics, A: NDArray, rank: int) -> Factors:
-    """Rank-constrained least squares for the update: min_{rank(D) <= r} L^(A + D).
+def least_squares_update(stats: Statistics, A: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Full-rank least-squares update of one task: ``argmin_Delta L^(A + Delta)``.
+
+    Parameters
+    ----------
+    stats : Statistics
+        One task's statistics (T = 1).
+    A : ndarray of shape (d, d)
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+        ``Delta = (Sxx^+ (Sxy - Sxx A^T))^T``; with fewer samples than dimensions, the
+        minimum-norm solution.
+    """
+    B, *_ = scipy.linalg.lstsq(stats.Sxx[0], stats.Sxy[0] - stats.Sxx[0] @ A.T)
+    return B.T
+
+
+def reduced_rank_update(
+    stats: Statistics, A: NDArray[np.float64], rank: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Reduced-rank regression: the best rank-``rank`` update and the salience of each direction.
+
+    Parameters
+    ----------
+    stats : Statistics
+        One task's statistics (T = 1).
+    A : ndarray of shape (d, d)
+        The frozen base.
+    rank : int
+        ``0 <= rank <= d``.
+
+    Returns
+    -------
+    delta : ndarray of shape (d, d)
+        ``argmin_{rank(Delta) <= rank} L^(A + Delta)``.
+    salience : ndarray of shape (d,)
+        Eigenvalues ``lambda_1 >= ... >= lambda_d`` of ``B^T Sxx B``: keeping direction ``i``
+        lowers the empirical loss by exactly ``lambda_i``.
 
     Notes
     -----
-    With residual targets ``R = Y - X A^T`` the unconstrained solution is
-    ``B = Sxx^+ (Sxy - Sxx A^T)`` (so that ``D = B^T``); the best rank-r fit projects it onto
-    the top-r right singular vectors of the fitted values ``X B``, whose Gram matrix is
-    ``B^T Sxx B`` (Anderson's reduced-rank regression). ``Sxx^+`` is a least-squares solve,
-    which also covers ``n < d`` with the minimum-norm solution.
+    With ``B = Sxx^+ (Sxy - Sxx A^T)`` the full least-squares coefficients (``Delta_LS = B^T``),
+    the rank-r solution is ``Delta_r = (B V_r V_r^T)^T`` with ``V_r`` the top-r eigenvectors of
+    the fitted values' Gram matrix ``B^T Sxx B`` (Anderson's reduced-rank regression), and
+    ``L^(A + Delta_r) = L^(A + Delta_LS) + sum_{i > r} lambda_i``.
     """
-    Sxx, Sxy = stats.Sxx[0], stats.Sxy[0]
-    B, *_ = scipy.linalg.lstsq(Sxx, Sxy - Sxx @ A.T)
-    lam, vec = scipy.linalg.eigh(B.T @ Sxx @ B)
-    Vr = vec[:, ::-1][:, :rank]
-    D = (B @ Vr @ Vr.T).T
-    return AsymmetricAdapter(rank).project(D)
+    B = least_squares_update(stats, A).T
+    lam, vec = scipy.linalg.eigh(B.T @ stats.Sxx[0] @ B)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    Vr = vec[:, :rank]
+    return (B @ Vr @ Vr.T).T, np.clip(lam, 0.0, None)
 
 
 def check_new_task(task: object, name: str = "task") -> TaskFamily:
@@ -275,7 +414,7 @@ def fine_tune(
             if n is None:
                 factors = _exact_population(A, task, adapter, rng)
             elif isinstance(adapter, AsymmetricAdapter):
-                factors = _reduced_rank_regression(stats, A, adapter.rank)
+                factors = adapter.project(reduced_rank_update(stats, A, adapter.rank)[0])
             else:
                 start = adapter.project(np.swapaxes(stats.Sxy[0], 0, 1) - A)
                 factors = _lbfgs_factors(stats, A, adapter, start, rng)
@@ -286,21 +425,12 @@ def fine_tune(
         steps = check_int(steps, "steps", minimum=0)
         lr = check_float(lr, "lr", strict=True)
         init_scale = check_float(init_scale, "init_scale", strict=True)
-        step = lr * (0.5 if convention == "paper" else 1.0)
-        factors = tuple(f[0] for f in adapter.init_factors(1, d, rng, init_scale))
-        deltas = np.empty((steps + 1, d, d))
-        # Overflow is detected below and reported as divergence, not as numpy warnings.
-        with blas_threads_for(d), np.errstate(over="ignore", invalid="ignore"):
-            for s in range(steps + 1):
-                delta = adapter.delta(tuple(f[None] for f in factors))[0]
-                deltas[s] = delta
-                if s == steps:
-                    break
-                G = loss_gradient(stats, (A + delta)[None])[0]
-                grads = adapter.factor_gradients(factors, G)
-                factors = tuple(f - step * g for f, g in zip(factors, grads))
-                if not all(np.isfinite(f).all() for f in factors):
-                    _diverged(lr, f"its factors overflowed at step {s + 1} of {steps}")
+        start = tuple(f[0] for f in adapter.init_factors(1, d, rng, init_scale))
+        with blas_threads_for(d):
+            factors, deltas = adapter_gradient_descent(A, stats, adapter, start, steps, lr,
+                                                       convention)
+        delta = deltas[-1]
+        with np.errstate(over="ignore", invalid="ignore"):
             history = np.atleast_1d(excess_loss(task, A + deltas))
         # The scale a converging run stays within: its start, the base's own excess loss,
         # and the noise a sample fit may add (sigma^2 per entry of a d x d update).

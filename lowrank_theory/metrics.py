@@ -6,9 +6,9 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
-from lowrank_theory._validation import check_array, check_float
+from lowrank_theory._validation import check_array, check_float, check_int
 
-__all__ = ["base_error", "offset_error", "procrustes_align", "numerical_rank"]
+__all__ = ["base_error", "offset_error", "procrustes_align", "numerical_rank", "eckart_young_tail"]
 
 
 def base_error(A: ArrayLike, A_star: ArrayLike, relative: bool = False) -> float:
@@ -101,3 +101,29 @@ def numerical_rank(M: ArrayLike, rtol: float | None = None) -> int:
         rtol = max(M.shape) * np.finfo(np.float64).eps
     rtol = check_float(rtol, "rtol")
     return int(np.sum(s > rtol * s[0]))
+
+
+def eckart_young_tail(M: ArrayLike, rank: int) -> float:
+    """The squared singular values of ``M`` beyond the ``rank`` largest.
+
+    Parameters
+    ----------
+    M : array_like of shape (m, n)
+    rank : int
+        ``rank >= 0``.
+
+    Returns
+    -------
+    float
+        ``sum_{i > rank} s_i(M)^2 = min_{rank(D) <= rank} ||M - D||_F^2`` (Eckart-Young): the
+        floor of any rank-``rank`` update, the SR floor of Theorem 1 among others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(eckart_young_tail(np.diag([3.0, 2.0, 1.0]), 1))
+    5.0
+    """
+    M = check_array(M, "M", (None, None))
+    rank = check_int(rank, "rank", minimum=0)
+    return float(np.sum(scipy.linalg.svdvals(M)[rank:] ** 2))

@@ -11,6 +11,7 @@ section 5). The solvers (:mod:`lowrank_theory.lora_ml`), the landscape
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._validation import check_array
@@ -22,6 +23,7 @@ __all__ = [
     "lora_ml_objective",
     "lora_ml_gradient",
     "stationarity",
+    "relative_stationarity",
     "full_gradient_norm",
     "summed_objective",
     "check_source",
@@ -173,7 +175,8 @@ def stationarity(
     grad_norm : float
         ``||(sum_t G_t, dF/dU[, dF/dV])||`` with ``G_t = 2 (W_t Sxx_t - Syx_t)``.
     relative : float
-        ``grad_norm / (2 ||(W_t Sxx_t, Syx_t)_t|| max(1, ||factors||))``: the gradient
+        :func:`relative_stationarity`:
+        ``grad_norm / (2 ||(W_t Sxx_t, Syx_t)_t|| max(1, ||factors||))``, the gradient
         against the terms that cancel in it, times the factor norm that the chain rule
         multiplies them by. Invariant to rescaling the outputs, and at round-off level
         (about 1e-16 times the number of terms) at an exact stationary point.
@@ -182,11 +185,41 @@ def stationarity(
     WS = W if stats.identity_inputs else W @ stats.Sxx
     G = loss_gradient(stats, W)
     grads = (G.sum(axis=0), *adapter.factor_gradients(factors, G))
-    grad_norm = float(np.sqrt(sum(np.sum(g**2) for g in grads)))
-    factor_norm = float(np.sqrt(sum(np.sum(f**2) for f in factors)))
-    terms = float(np.sqrt(np.sum(WS**2) + np.sum(stats.Syx**2)))
+    grad_norm = _norm(*grads)
+    return grad_norm, relative_stationarity(grad_norm, _norm(WS, stats.Syx), _norm(*factors))
+
+
+def _norm(*arrays: NDArray[np.float64]) -> float:
+    # Frobenius norm of several arrays together by BLAS's nrm2, which scales as it sums: data
+    # at the edge of double precision (entries near 1e150) square past it in a plain sum.
+    norms = [scipy.linalg.norm(np.ravel(a), check_finite=False) for a in arrays]
+    return float(scipy.linalg.norm(norms, check_finite=False))
+
+
+def relative_stationarity(grad_norm: float, terms: float, factor_norm: float) -> float:
+    """The gradient norm relative to what cancels in it: ``g / (2 terms max(1, ||factors||))``.
+
+    Parameters
+    ----------
+    grad_norm : float
+        ``||(sum_t G_t, dF/dU[, dF/dV])||``.
+    terms : float
+        ``||(W_t Sxx_t, Syx_t)_t||``, the terms whose difference is each ``G_t / 2``.
+    factor_norm : float
+        ``||factors||``, which the chain rule multiplies them by.
+
+    Returns
+    -------
+    float
+        0 when every term is zero.
+
+    Examples
+    --------
+    >>> relative_stationarity(1e-12, 10.0, 0.5)
+    5e-14
+    """
     scale = 2.0 * terms * max(1.0, factor_norm)
-    return grad_norm, (grad_norm / scale if scale > 0 else 0.0)
+    return grad_norm / scale if scale > 0 else 0.0
 
 
 def full_gradient_norm(stats: Statistics, adapter: Adapter, A: NDArray, factors: Factors) -> float:

@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
 from lowrank_theory._validation import check_float
+from lowrank_theory.adapters import SymmetricAdapter
+from lowrank_theory.covariance import covariance_sqrt
 from lowrank_theory.lora_ml import lora_ml_objective
 from lowrank_theory.losses import Source, Statistics, statistics
 from lowrank_theory.metrics import numerical_rank
@@ -93,27 +94,21 @@ class RelaxationResult:
 
 
 def _psd_factors(D: NDArray[np.float64]) -> NDArray[np.float64]:
-    lam, vec = np.linalg.eigh(0.5 * (D + np.swapaxes(D, -1, -2)))
-    return vec * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
+    # The PSD part of sym(D) at full rank: the symmetric adapter's projection keeps all d.
+    return SymmetricAdapter(D.shape[-1]).project(D)[0]
 
 
 def _square_completion(stats: Statistics) -> tuple[NDArray, NDArray, float]:
     """``(B_t, Sxx_t^{1/2}, sum_t c_t - offset)`` with ``L_t(W) = ||(W - B_t) Sxx_t^{1/2}||^2 + c_t``.
 
-    ``Sxx^+`` (pseudo-inverse via eigh) keeps this exact for a singular sample design: the
-    columns of ``Sxy`` lie in the range of ``Sxx``, so ``Sxx Sxx^+ Sxy = Sxy``.
+    The pseudo-inverse ``Sxx^+ = (Sxx^{1/2})^+ (Sxx^{1/2})^+``
+    (:func:`~lowrank_theory.covariance.covariance_sqrt`) keeps this exact for a singular sample
+    design: the columns of ``Sxy`` lie in the range of ``Sxx``, so ``Sxx Sxx^+ Sxy = Sxy``.
     """
-    B, roots, const = [], [], 0.0
-    for t in range(stats.T):
-        lam, vec = scipy.linalg.eigh(stats.Sxx[t])
-        keep = lam > max(lam[-1], 0.0) * stats.d * np.finfo(np.float64).eps
-        inv = (vec[:, keep] / lam[keep]) @ vec[:, keep].T
-        root = vec * np.sqrt(np.clip(lam, 0.0, None))
-        Bt = stats.Syx[t] @ inv
-        B.append(Bt)
-        roots.append(root)
-        const += float(stats.syy[t] - np.sum((Bt @ stats.Sxx[t]) * Bt))
-    return np.stack(B), np.stack(roots), const - stats.offset
+    roots, inv_roots = covariance_sqrt(stats.Sxx)
+    B = stats.Syx @ inv_roots @ inv_roots
+    const = np.sum(stats.syy - np.sum((B @ stats.Sxx) * B, axis=(-1, -2)))
+    return B, roots, float(const) - stats.offset
 
 
 def trace_relaxation(

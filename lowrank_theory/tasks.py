@@ -4,8 +4,9 @@ A task family holds a base ``A*`` and one rank-k PSD offset ``U*_t U*_t^T`` per 
 task ``t`` has parameter ``W*_t = A* + U*_t U*_t^T``. A sample of task ``t`` is
 ``x ~ N(0, Sigma_t)``, ``y = W*_t x + eps`` with ``eps ~ N(0, sigma^2 I_d)``.
 
-Both classes are immutable: they keep read-only copies of their arrays, so a family or a sample
-cannot change after it was validated.
+Both classes are immutable: they keep private read-only copies of their arrays and show
+read-only views of them, so a family or a sample cannot change after it was validated. The
+random constructions live in :mod:`lowrank_theory.families`; the classmethods here call them.
 """
 
 from __future__ import annotations
@@ -15,53 +16,30 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lowrank_theory import families
 from lowrank_theory._repr import summary_repr
 from lowrank_theory._validation import (
     MAX_BYTES,
-    as_seed_generator,
-    check_allocation,
     check_array,
     check_covariance,
+    check_data_scale,
     check_float,
     check_int,
+    check_squares,
 )
 
-__all__ = ["TaskFamily", "TaskData"]
+__all__ = ["TaskFamily", "TaskData", "PAPER_SIGMA"]
+
+#: The paper's output-noise standard deviation (its synthetic linear experiments).
+PAPER_SIGMA = 0.1
 
 
-def _frozen(arr: NDArray[np.float64]) -> NDArray[np.float64]:
-    # A read-only array that no caller can write through: copied unless it already is a
-    # read-only array owning its memory (as the fresh arrays of ``sample`` are).
-    if arr.flags.writeable or arr.base is not None:
-        arr = arr.copy()
-    arr.flags.writeable = False
-    return arr
-
-
-def _check_family_size(d: int, k: int, T: int, max_bytes: int | None, what: str) -> None:
-    # A*, one d x d draw used to build it (or a basis), and the T offset factors.
-    check_allocation(8.0 * (3 * d * d + 2 * T * d * k), what, max_bytes)
-
-
-def _check_scale(value: float, name: str) -> None:
-    # Losses are sums of squares over d x d entries: they must stay finite in double precision.
-    if not np.isfinite(value):
-        raise ValueError(
-            f"{name} is too large: the losses (sums of squares of its entries over d dimensions) "
-            "overflow double precision; rescale the problem."
-        )
-
-
-def _random_symmetric(d: int, rng: np.random.Generator) -> NDArray[np.float64]:
-    # The paper's base: A* = (G + G^T) / 2 with G standard normal.
-    G = rng.standard_normal((d, d))
-    return (G + G.T) / 2.0
-
-
-def _random_orthonormal(d: int, m: int, rng: np.random.Generator) -> NDArray[np.float64]:
-    # QR of a Gaussian matrix, signs fixed so that the distribution is Haar on the Stiefel manifold.
-    Q, R = np.linalg.qr(rng.standard_normal((d, m)))
-    return Q * np.sign(np.where(np.diag(R) == 0, 1.0, np.diag(R)))
+def _readonly(arr: NDArray[np.float64]) -> NDArray[np.float64]:
+    # A view of a private copy held in an immutable bytes object: numpy refuses to make the
+    # view, or anything else over that memory, writeable (``flags.writeable = True`` raises
+    # ValueError), so no caller can change a validated array, not even through ``.base``.
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,15 +63,16 @@ class TaskFamily:
     ------
     ValueError
         Wrong shapes, ``k > d``, non-finite entries, negative ``sigma``, a scale whose squared
-        losses overflow (e.g. ``sigma**2 * d`` not finite), or a covariance that is not
-        symmetric positive definite.
+        losses overflow (``T d sigma^2`` past ``SQUARE_MAX = 1e290``: the message names the
+        argument and its bound), or a covariance that is not symmetric positive definite.
     TypeError
         Complex or non-numeric arrays.
 
     Notes
     -----
-    The arrays are stored as read-only copies: writing into the caller's arrays afterwards
-    does not change the family.
+    The arrays are stored as private read-only copies and shown as read-only views:
+    writing into the caller's arrays afterwards does not change the family, and
+    ``fam.A_star.flags.writeable = True`` raises ``ValueError``.
 
     Examples
     --------
@@ -107,7 +86,7 @@ class TaskFamily:
 
     A_star: NDArray[np.float64]
     U_star: NDArray[np.float64]
-    sigma: float = 0.1
+    sigma: float = PAPER_SIGMA
     Sigma: NDArray[np.float64] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -127,15 +106,23 @@ class TaskFamily:
         if k < 1 or k > d:
             raise ValueError(f"the offset rank k must satisfy 1 <= k <= d={d}, got k={k}.")
         sigma = check_float(self.sigma, "sigma", minimum=0.0)
-        with np.errstate(over="ignore"):  # numpy floats: overflow gives inf, tested below
-            _check_scale(d * np.float64(sigma) ** 2, "sigma")
-            _check_scale(d * d * np.max(np.abs(A)) ** 2, "A_star")
-            _check_scale(d * d * (k * np.max(np.abs(U)) ** 2) ** 2, "U_star")
+        # The population losses add up, over T tasks and d x d entries, the squares of the
+        # noise, the base and the offsets (whose entries reach k max|U|^2).
+        check_squares(sigma, T * d, "sigma", "the losses (d sigma^2 per task)")
+        check_squares(float(np.max(np.abs(A))), T * d * d, "A_star", entries_of="its entries")
+        with np.errstate(over="ignore"):
+            offset_entry = k * float(np.max(np.abs(U))) ** 2
+        check_squares(offset_entry, T * d * d, "U_star",
+                      entries_of="the offsets' entries (k max|U_star|^2)")
         Sigma = None if self.Sigma is None else check_covariance(self.Sigma, "Sigma", d, T)
-        object.__setattr__(self, "A_star", _frozen(A))
-        object.__setattr__(self, "U_star", _frozen(U))
+        object.__setattr__(self, "A_star", _readonly(A))
+        object.__setattr__(self, "U_star", _readonly(U))
         object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "Sigma", None if Sigma is None else _frozen(Sigma))
+        object.__setattr__(self, "Sigma", None if Sigma is None else _readonly(Sigma))
+
+    def __reduce__(self):
+        # Unpickling goes through the constructor, so a copy is validated and read-only too.
+        return (type(self), (self.A_star, self.U_star, self.sigma, self.Sigma))
 
     def __repr__(self) -> str:
         return summary_repr(type(self).__name__, {
@@ -149,7 +136,7 @@ class TaskFamily:
         d: int,
         k: int,
         T: int,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         Sigma: ArrayLike | None = None,
         max_bytes: int | None = MAX_BYTES,
@@ -169,14 +156,7 @@ class TaskFamily:
         max_bytes : int or None, default=MAX_BYTES
             Refuse to allocate more than this many bytes (2 GiB); None lifts the limit.
         """
-        d = check_int(d, "d")
-        k = check_int(k, "k", maximum=d)
-        T = check_int(T, "T")
-        _check_family_size(d, k, T, max_bytes, f"TaskFamily.random(d={d}, k={k}, T={T})")
-        rng = as_seed_generator(seed)
-        A = _random_symmetric(d, rng)
-        U = rng.standard_normal((T, d, k))
-        return cls(A, U, sigma, Sigma)
+        return cls(*families.draw_random(d, k, T, seed, max_bytes), sigma, Sigma)
 
     @classmethod
     def orthonormal(
@@ -185,28 +165,16 @@ class TaskFamily:
         k: int,
         T: int,
         scale: float = 1.0,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Family whose offsets have mutually orthonormal columns (``kT <= d``), scaled by ``scale``.
 
-        The offsets ``U*_t U*_t^T = scale^2 P_t`` are orthogonal projections onto orthogonal
-        subspaces: linearly independent, the best-conditioned case of Theorem 3.
-        ``max_bytes`` bounds the allocation as in :meth:`random`.
+        See :func:`lowrank_theory.families.draw_orthonormal`; ``max_bytes`` bounds the
+        allocation as in :meth:`random`.
         """
-        d = check_int(d, "d")
-        k = check_int(k, "k", maximum=d)
-        T = check_int(T, "T")
-        _check_family_size(d, k, T, max_bytes, f"TaskFamily.orthonormal(d={d}, k={k}, T={T})")
-        if k * T > d:
-            raise ValueError(f"orthonormal offsets need k*T <= d, got k*T={k * T} > d={d}.")
-        scale = check_float(scale, "scale", strict=True)
-        rng = as_seed_generator(seed)
-        A = _random_symmetric(d, rng)
-        Q = _random_orthonormal(d, k * T, rng)
-        U = scale * Q.T.reshape(T, k, d).transpose(0, 2, 1)
-        return cls(A, U, sigma)
+        return cls(*families.draw_orthonormal(d, k, T, scale, seed, max_bytes), sigma)
 
     @classmethod
     def collinear(
@@ -214,28 +182,18 @@ class TaskFamily:
         d: int,
         k: int,
         T: int,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
         """Family whose offsets all share one k-dimensional column space.
 
-        ``U*_t = Q R_t`` with one orthonormal ``Q`` (d, k) and random ``R_t`` (k, k). The kT
-        offset columns span only k dimensions, so for ``T > 1`` they are not linearly
-        independent, the condition under which :mod:`lowrank_theory.theorems` finds exact
-        recovery for ``T >= 3``; for ``T > k(k+1)/2`` even the offset matrices are linearly
-        dependent. A counterexample family for recovery. ``max_bytes`` bounds the allocation as
-        in :meth:`random`.
+        ``U*_t = Q R_t`` (:func:`lowrank_theory.families.draw_collinear`): for ``T > 1`` the
+        offset columns are not linearly independent, the condition under which
+        :mod:`lowrank_theory.theorems` finds exact recovery for ``T >= 3``. A counterexample
+        family for recovery. ``max_bytes`` bounds the allocation as in :meth:`random`.
         """
-        d = check_int(d, "d")
-        k = check_int(k, "k", maximum=d)
-        T = check_int(T, "T")
-        _check_family_size(d, k, T, max_bytes, f"TaskFamily.collinear(d={d}, k={k}, T={T})")
-        rng = as_seed_generator(seed)
-        A = _random_symmetric(d, rng)
-        Q = _random_orthonormal(d, k, rng)
-        U = Q[None, :, :] @ rng.standard_normal((T, k, k))
-        return cls(A, U, sigma)
+        return cls(*families.draw_collinear(d, k, T, seed, max_bytes), sigma)
 
     @classmethod
     def from_spectrum(
@@ -243,7 +201,7 @@ class TaskFamily:
         offset_spectrum: ArrayLike,
         d: int,
         base_spectrum: ArrayLike | None = None,
-        sigma: float = 0.1,
+        sigma: float = PAPER_SIGMA,
         seed: int | np.random.Generator | None = None,
         max_bytes: int | None = MAX_BYTES,
     ) -> TaskFamily:
@@ -261,23 +219,8 @@ class TaskFamily:
         max_bytes : int or None, default=MAX_BYTES
             Refuse to allocate more than this many bytes; None lifts the limit.
         """
-        d = check_int(d, "d")
-        spec = check_array(offset_spectrum, "offset_spectrum", (None, None))
-        T, k = spec.shape
-        if T < 1 or not 1 <= k <= d:
-            raise ValueError(f"offset_spectrum must have shape (T>=1, k<=d={d}), got {spec.shape}.")
-        _check_family_size(d, k, T, max_bytes, f"TaskFamily.from_spectrum(d={d}, T={T})")
-        if np.any(spec <= 0):
-            raise ValueError("offset_spectrum must be strictly positive (rank-k offsets).")
-        rng = as_seed_generator(seed)
-        if base_spectrum is None:
-            A = _random_symmetric(d, rng)
-        else:
-            base = check_array(base_spectrum, "base_spectrum", (d,))
-            O = _random_orthonormal(d, d, rng)
-            A = (O * base) @ O.T
-        U = np.stack([_random_orthonormal(d, k, rng) * np.sqrt(spec[t]) for t in range(T)])
-        return cls(A, U, sigma)
+        return cls(*families.draw_from_spectrum(offset_spectrum, d, base_spectrum, seed, max_bytes),
+                   sigma)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -339,23 +282,8 @@ class TaskFamily:
         TaskData
             ``X`` and ``Y`` of shape (T, n, d), with ``Y[t] = X[t] W*_t^T + sigma * noise``.
         """
-        n = check_int(n, "n")
-        check_allocation(
-            8.0 * (3 * self.T * n * self.d + self.T * self.d * self.d),
-            f"sample(n={n}) of a family with T={self.T}, d={self.d}",
-            max_bytes,
-        )
-        rng = as_seed_generator(seed)
-        X = rng.standard_normal((self.T, n, self.d))
-        if self.Sigma is not None:
-            # x = L z with Sigma = L L^T gives Cov(x) = Sigma; rows are x^T = z^T L^T.
-            L = np.linalg.cholesky(self.task_covariances())
-            X = X @ np.swapaxes(L, 1, 2)
-        noise = rng.standard_normal((self.T, n, self.d))
-        Y = X @ np.swapaxes(self.W_star, 1, 2) + self.sigma * noise
-        del noise
-        X.flags.writeable = False  # fresh arrays: TaskData keeps them without a copy
-        Y.flags.writeable = False
+        covariances = None if self.isotropic else self.task_covariances()
+        X, Y = families.draw_sample(self.W_star, covariances, self.sigma, n, seed, max_bytes)
         return TaskData(X, Y, family=self)
 
     def new_task(
@@ -402,28 +330,16 @@ class TaskFamily:
         ValueError: U has 2 columns, but the new task's rank is k=1 (the family's); pass U of shape (5, 1), or k=2 to give the new task rank 2.
         """
         if Sigma is None:
-            if self.Sigma is not None and self.Sigma.ndim == 3:
+            if self.Sigma is not None and self.Sigma.ndim == 3 and self.T > 1:
                 raise ValueError(
                     "this family has one input covariance per task, so the new task's is not "
                     "defined: pass Sigma= of shape (d, d) (e.g. Sigma=fam.Sigma[0])."
                 )
-            Sigma = self.Sigma
-        rank = self.k if k is None else check_int(k, "k", maximum=self.d)
-        if U is None:
-            U_new = as_seed_generator(seed).standard_normal((1, self.d, rank))
+            Sigma = None if self.Sigma is None else self.task_covariances()[0]
         else:
-            U_new = check_array(U, "U", (self.d, None))[None]
-            if U_new.shape[2] != rank:
-                whose = " (the family's)" if k is None else ""
-                raise ValueError(
-                    f"U has {U_new.shape[2]} columns, but the new task's rank is k={rank}{whose}; "
-                    f"pass U of shape ({self.d}, {rank}), or k={U_new.shape[2]} to give the new "
-                    f"task rank {U_new.shape[2]}."
-                )
-        if Sigma is not None:
-            Sigma = check_covariance(Sigma, "Sigma", self.d, 1)
-            if Sigma.ndim == 3:
-                Sigma = Sigma[0]
+            Sigma = check_covariance(Sigma, "Sigma", self.d, 1).reshape(self.d, self.d)
+        rank = self.k if k is None else check_int(k, "k", maximum=self.d)
+        U_new = families.draw_offset(self.d, rank, seed, U, family_k=self.k if k is None else None)
         return TaskFamily(self.A_star, U_new, self.sigma, Sigma)
 
 
@@ -440,10 +356,18 @@ class TaskData:
     family : TaskFamily, optional
         The ground truth the sample came from (kept for metrics; solvers never read it).
 
+    Raises
+    ------
+    ValueError
+        Misshapen or non-finite arrays, a family of another (T, d), or data whose second
+        moments overflow or underflow double precision (the message says how to rescale).
+    TypeError
+        A ``family`` that is not a TaskFamily.
+
     Notes
     -----
-    ``X`` and ``Y`` are stored read-only (copied unless they already are read-only arrays
-    owning their memory).
+    ``X`` and ``Y`` are stored as private read-only copies and shown as read-only views
+    (``data.X.flags.writeable = True`` raises ``ValueError``).
     """
 
     X: NDArray[np.float64]
@@ -459,10 +383,26 @@ class TaskData:
             raise ValueError(f"Y must have the shape of X {X.shape}, got {Y.shape}.")
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X needs at least one task and one sample, got shape {X.shape}.")
-        if self.family is not None and (self.family.T, self.family.d) != (X.shape[0], X.shape[2]):
-            raise ValueError("family does not match the (T, d) of X.")
-        object.__setattr__(self, "X", _frozen(X))
-        object.__setattr__(self, "Y", _frozen(Y))
+        if self.family is not None:
+            if not isinstance(self.family, TaskFamily):
+                raise TypeError(
+                    f"family must be the TaskFamily the sample came from, or None, got "
+                    f"{type(self.family).__name__} ({self.family!r:.60})."
+                )
+            if (self.family.T, self.family.d) != (X.shape[0], X.shape[2]):
+                raise ValueError(
+                    f"family has (T, d) = ({self.family.T}, {self.family.d}), but X has "
+                    f"(T, d) = ({X.shape[0]}, {X.shape[2]}); pass the family the sample came "
+                    "from, or family=None."
+                )
+        check_data_scale(X, "X")
+        check_data_scale(Y, "Y")
+        object.__setattr__(self, "X", _readonly(X))
+        object.__setattr__(self, "Y", _readonly(Y))
+
+    def __reduce__(self):
+        # Unpickling goes through the constructor, so a copy is validated and read-only too.
+        return (type(self), (self.X, self.Y, self.family))
 
     def __repr__(self) -> str:
         return summary_repr(type(self).__name__, {

@@ -13,10 +13,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
+
+from lowrank_theory._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_tuple,
+)
+from lowrank_theory.adaptation import PAPER_FT_LR
+from lowrank_theory.paper_protocol import PAPER_ROUNDS
+from lowrank_theory.tasks import PAPER_SIGMA
 
 __all__ = [
     "SIZES",
@@ -47,37 +59,6 @@ MAX_SEED = 2**63 - 1
 RECOVERED = 1e-6
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    # bool is an int subclass; True as a dimension is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-
-
-def _check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and low_ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
-def _check_int_tuple(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise TypeError(f"{name} must be a non-empty tuple of ints, got {value!r}")
-    for i, item in enumerate(value):
-        _check_int(f"{name}[{i}]", item, minimum)
-    if len(set(value)) != len(value) or list(value) != sorted(value):
-        raise ValueError(f"{name} must be strictly increasing, got {value}")
-
-
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Base class of experiment configs: hashing, serialisation and table columns.
@@ -91,6 +72,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         self._validate()
+        # The validators accept numpy scalars; the fields hold Python ones, so that a config
+        # hashes (canonical JSON) the same whichever kind it was given.
+        for f in dataclasses.fields(self):
+            if isinstance(value := getattr(self, f.name), np.generic):
+                object.__setattr__(self, f.name, value.item())
 
     def _validate(self) -> None:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
@@ -122,6 +108,23 @@ class ExperimentConfig:
     def columns(self) -> dict[str, Any]:
         """Return the scalar fields, written as columns of every result row of this config."""
         return {k: v for k, v in self.to_dict().items() if not isinstance(v, list)}
+
+
+#: Defaults of the paper's vary set, and the values each parameter takes in turn.
+VARY_DEFAULTS: dict[str, int] = {"d": 10, "T": 3, "N": 5000, "n": 100, "k": 1}
+VARY_VALUES: dict[str, tuple[int, ...]] = {
+    "d": (5, 10, 20),
+    "T": (2, 3, 5),
+    "N": (100, 1000, 10000),
+    "n": (100, 1000, 10000),
+    "k": (1, 2, 3),
+}
+#: Fine-tuning steps of each sweep in the authors' script. (Their k figure draws only the
+#: first 1,000 of its 10,000.)
+VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
+#: The sweeps run again with ``authors_quirks=True``: the six settings compared with the
+#: authors' script.
+VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
 
 
 #: Ground-truth schemes of the vary experiment (see :class:`VaryConfig`).
@@ -166,29 +169,28 @@ class VaryConfig(ExperimentConfig):
         pooled least-squares SR.
     """
 
-    d: int = 10
-    T: int = 3
-    N: int = 5000
-    n: int = 100
-    k: int = 1
-    sigma: float = 0.1
-    rounds: int = 3000
-    ft_steps: int = 10000
-    ft_lr: float = 0.005
+    d: int = VARY_DEFAULTS["d"]
+    T: int = VARY_DEFAULTS["T"]
+    N: int = VARY_DEFAULTS["N"]
+    n: int = VARY_DEFAULTS["n"]
+    k: int = VARY_DEFAULTS["k"]
+    sigma: float = PAPER_SIGMA
+    rounds: int = PAPER_ROUNDS
+    # The default point belongs to the T and k sweeps, which run the most steps.
+    ft_steps: int = max(VARY_FT_STEPS.values())
+    ft_lr: float = PAPER_FT_LR
     family: str = "per-run"
     family_seed: int = 0
     authors_quirks: bool = False
 
     def _validate(self) -> None:
         for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("family_seed", self.family_seed, 0)
-        _check_positive_float("sigma", self.sigma, allow_zero=True)
-        _check_positive_float("ft_lr", self.ft_lr)
-        _check_choice("family", self.family, VARY_FAMILIES)
-        if not isinstance(self.authors_quirks, bool):
-            raise TypeError(f"authors_quirks must be True or False, got "
-                            f"{type(self.authors_quirks).__name__} {self.authors_quirks!r}")
+            check_int(getattr(self, name), name)
+        check_int(self.family_seed, "family_seed", minimum=0)
+        check_float(self.sigma, "sigma")
+        check_float(self.ft_lr, "ft_lr", strict=True)
+        check_choice(self.family, "family", VARY_FAMILIES)
+        check_bool(self.authors_quirks, "authors_quirks")
         if self.k > self.d:
             raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
                              f"d={self.d}")
@@ -210,23 +212,6 @@ class VaryConfig(ExperimentConfig):
     def columns(self) -> dict[str, Any]:
         """Scalar fields plus the derived fine-tuning rank and noise standard deviation."""
         return {**super().columns(), "ft_rank": self.ft_rank, "noise_std": self.noise_std}
-
-
-#: Defaults of the paper's vary set, and the values each parameter takes in turn.
-VARY_DEFAULTS: dict[str, int] = {"d": 10, "T": 3, "N": 5000, "n": 100, "k": 1}
-VARY_VALUES: dict[str, tuple[int, ...]] = {
-    "d": (5, 10, 20),
-    "T": (2, 3, 5),
-    "N": (100, 1000, 10000),
-    "n": (100, 1000, 10000),
-    "k": (1, 2, 3),
-}
-#: Fine-tuning steps of each sweep in the authors' script. (Their k figure draws only the
-#: first 1,000 of its 10,000.)
-VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k": 10000}
-#: The sweeps run again with ``authors_quirks=True``: the six settings compared with the
-#: authors' script.
-VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
 
 
 def vary_configs(params: Sequence[str] = tuple(VARY_VALUES), **overrides: Any
@@ -288,8 +273,8 @@ class PhaseConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "restarts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+            check_int(getattr(self, name), name)
+        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -317,18 +302,18 @@ class RateConfig(ExperimentConfig):
         Fine-tuning sample sizes, increasing.
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 5000
-    sigma: float = 0.1
+    d: int = VARY_DEFAULTS["d"]
+    T: int = VARY_DEFAULTS["T"]
+    k: int = VARY_DEFAULTS["k"]
+    N: int = VARY_DEFAULTS["N"]
+    sigma: float = PAPER_SIGMA
     n_grid: tuple[int, ...] = field(default=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "N"):
-            _check_int(name, getattr(self, name), 1)
-        _check_positive_float("sigma", self.sigma)
-        _check_int_tuple("n_grid", self.n_grid, 1)
+            check_int(getattr(self, name), name)
+        check_float(self.sigma, "sigma", strict=True)
+        check_int_tuple(self.n_grid, "n_grid")
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -355,8 +340,8 @@ class LandscapeConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "starts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
+            check_int(getattr(self, name), name)
+        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -389,8 +374,8 @@ class AtlasConfig(ExperimentConfig):
 
     def _validate(self) -> None:
         for name in ("d", "k", "T", "rounds"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("search_starts", self.search_starts, 0)
+            check_int(getattr(self, name), name)
+        check_int(self.search_starts, "search_starts", minimum=0)
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -444,7 +429,7 @@ class Sweep:
         if not self.seeds:
             raise ValueError("seeds must be a non-empty tuple of ints")
         for i, seed in enumerate(self.seeds):
-            _check_int(f"seeds[{i}]", seed, 0)
+            check_int(seed, f"seeds[{i}]", minimum=0)
             if seed > MAX_SEED:
                 raise ValueError(f"seeds[{i}] must be at most 2**63 - 1 = {MAX_SEED}, got {seed}")
         if len(set(self.seeds)) != len(self.seeds):

@@ -25,17 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lowrank_theory.simulations.configs import (
-    ExperimentConfig,
-    Sweep,
-    _check_int,
-    _check_int_tuple,
-    _check_positive_float,
-)
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
 from lowrank_theory.simulations.runner import Experiment
 from lowrank_theory.simulations.streams import stream_seeds
 
 import lowrank_theory as lt
+from lowrank_theory._validation import check_bool, check_float, check_int, check_int_tuple
+from lowrank_theory.adaptation import PAPER_FT_LR
 from lowrank_theory.schemes import (
     AdaptationScheme,
     AdaptiveRankLoRA,
@@ -106,21 +102,19 @@ class SchemesConfig(ExperimentConfig):
     population: bool = True
     max_rank: int = 5
     ft_steps: int = 1000
-    ft_lr: float = 0.005
+    ft_lr: float = PAPER_FT_LR
     subspace_steps: tuple[int, ...] = field(default=(0, 30, 100))
     rho: float = 1.0
 
     def _validate(self) -> None:
         for name in ("d", "T", "k", "N", "max_rank"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("ft_steps", self.ft_steps, 0)
-        _check_positive_float("sigma", self.sigma)
-        _check_positive_float("ft_lr", self.ft_lr)
-        _check_positive_float("rho", self.rho)
-        _check_int_tuple("n_grid", self.n_grid, self.d + 1)
-        _check_int_tuple("subspace_steps", self.subspace_steps, 0)
-        if not isinstance(self.population, bool):
-            raise TypeError(f"population must be a bool, got {self.population!r}")
+            check_int(getattr(self, name), name)
+        check_int(self.ft_steps, "ft_steps", minimum=0)
+        for name in ("sigma", "ft_lr", "rho"):
+            check_float(getattr(self, name), name, strict=True)
+        check_int_tuple(self.n_grid, "n_grid", minimum=self.d + 1)
+        check_int_tuple(self.subspace_steps, "subspace_steps", minimum=0)
+        check_bool(self.population, "population")
         if self.k > self.d or self.max_rank > self.d:
             raise ValueError(f"k and max_rank must be <= d; got k={self.k}, "
                              f"max_rank={self.max_rank}, d={self.d}")

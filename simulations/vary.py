@@ -41,7 +41,7 @@ from lowrank_theory.simulations.streams import stream_seeds
 from numpy.typing import NDArray
 
 import lowrank_theory as lt
-from lowrank_theory.adaptation import PAPER_FT_INIT_SCALE
+from lowrank_theory.adaptation import PAPER_FT_INIT_SCALE, adapter_gradient_descent
 from lowrank_theory.adapters import AsymmetricAdapter, Factors, SymmetricAdapter
 from lowrank_theory.losses import Statistics, excess_losses, loss_gradient, statistics
 from lowrank_theory.paper_protocol import (
@@ -49,7 +49,6 @@ from lowrank_theory.paper_protocol import (
     PAPER_LR_A,
     PAPER_ROUNDS,
     run_paper_protocol,
-    step_scales,
 )
 
 __all__ = [
@@ -332,7 +331,9 @@ def fine_tune_batch(A: NDArray[np.float64], stats: Statistics, start: Factors, s
     """The paper's fine-tuning, gradient descent on ``U V^T`` over a frozen base, for a batch.
 
     Equivalent to ``lt.fine_tune(A_b, ..., adapter="asymmetric", method="gd", steps=steps,
-    lr=lr, convention="paper")`` for each run ``b``, with every step advancing all runs.
+    lr=lr, convention="paper")`` for each run ``b``: both run the core's one loop,
+    :func:`lowrank_theory.adaptation.adapter_gradient_descent`, here with every step advancing
+    all runs (and with its divergence guard: overflowing factors raise ``ValueError``).
 
     Parameters
     ----------
@@ -353,21 +354,7 @@ def fine_tune_batch(A: NDArray[np.float64], stats: Statistics, start: Factors, s
         The update ``U V^T`` at each recorded iteration.
     """
     adapter = AsymmetricAdapter(start[0].shape[-1])
-    step = step_scales("paper", 1)[0] * lr
-    A_b = A[:, None]
-    factors = tuple(f[:, None] for f in start)
-    out = np.empty((len(record), *A.shape))
-    j = 0
-    for s in range(steps + 1):
-        delta = adapter.delta(factors)
-        if s == record[j]:
-            out[j] = delta[:, 0]
-            j += 1
-            if j == len(record):
-                break
-        grads = adapter.factor_gradients(factors, loss_gradient(stats, A_b + delta))
-        factors = tuple(f - step * g for f, g in zip(factors, grads))
-    return out
+    return adapter_gradient_descent(A, stats, adapter, start, steps, lr, "paper", record)[1]
 
 
 def insample_error(R: NDArray[np.float64], Sxx: NDArray[np.float64], n: int) -> NDArray[np.float64]:

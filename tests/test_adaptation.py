@@ -173,3 +173,93 @@ def test_diverging_gradient_descent_raises_and_suggests_a_smaller_step(lr, steps
             lt.fine_tune(A, new, rank=1, method="gd", lr=lr, steps=steps, seed=0)
         ok = lt.fine_tune(A, new, rank=1, method="gd", steps=steps, seed=0)
     assert np.all(np.isfinite(ok.history)) and ok.loss <= ok.history[0]
+
+
+def test_one_task_family_with_a_stacked_covariance_is_the_task(rng):
+    """Sigma of shape (1, d, d) on a one-task family means the same as its (d, d) matrix.
+
+    Before one covariance root served every caller, ``fine_tune`` read ``task.Sigma`` as a
+    (d, d) matrix and failed with a TypeError on the stacked form, while ``rank_floor`` worked.
+    Both are compared with the (d, d) form, and the loss with the whitened Eckart-Young tail.
+    """
+    from lowrank_theory.schemes import rank_floor
+
+    G = rng.standard_normal((5, 5))
+    S = G @ G.T + np.eye(5)
+    fam = lt.TaskFamily.random(d=5, k=1, T=3, seed=rng, Sigma=S)
+    flat = fam.new_task(seed=1)
+    stacked = lt.TaskFamily(flat.A_star, flat.U_star, flat.sigma, S[None])
+    assert stacked.Sigma.shape == (1, 5, 5)
+    A = lt.standard_retraining(fam)
+    for rank in (1, 2):
+        got = lt.fine_tune(A, stacked, rank=rank)
+        want = lt.fine_tune(A, flat, rank=rank)
+        np.testing.assert_allclose(got.delta, want.delta, atol=1e-10)
+        s = scipy.linalg.svdvals((flat.W_star[0] - A) @ scipy.linalg.sqrtm(S).real)
+        assert got.loss == pytest.approx(np.sum(s[rank:] ** 2), rel=1e-9)
+        assert rank_floor(A, stacked, rank) == pytest.approx(got.loss, rel=1e-9)
+    # Control: the identity covariance gives another loss.
+    assert lt.fine_tune(A, flat.new_task(U=flat.U_star[0], Sigma=np.eye(5)), rank=1).loss != \
+        pytest.approx(want.loss, rel=1e-3)
+
+
+def _per_sample_half_mse(X, Y, W):
+    """(1/2n) sum_i ||y_i - W x_i||^2 summed over the samples one by one (no statistics)."""
+    return 0.5 * sum(float(np.sum((y - W @ x) ** 2)) for x, y in zip(X, Y)) / len(X)
+
+
+@pytest.mark.parametrize("kind", ["asymmetric", "symmetric"])
+def test_gradient_descent_step_is_a_step_on_the_per_sample_loss(rng, kind):
+    """One step of adapter_gradient_descent equals F - lr dL/dF with L the per-sample half mean
+    squared error, its gradient taken by central differences over each factor entry."""
+    from lowrank_theory.adaptation import adapter_gradient_descent
+    from lowrank_theory.adapters import as_adapter
+    from lowrank_theory.losses import statistics
+
+    new = lt.TaskFamily.random(d=4, k=1, T=1, seed=rng)
+    data = new.sample(30, seed=rng)
+    A = rng.standard_normal((4, 4))
+    adapter = as_adapter(kind, 2)
+    start = tuple(f[0] for f in adapter.init_factors(1, 4, rng, 0.3))
+    lr, h = 0.01, 1e-6
+    (after, *_), _ = adapter_gradient_descent(A, statistics(data), adapter, start, 1, lr)
+    U0 = start[0]
+    grad = np.zeros_like(U0)
+    for i in np.ndindex(U0.shape):
+        E = np.zeros_like(U0)
+        E[i] = h
+        loss = [_per_sample_half_mse(data.X[0], data.Y[0],
+                                     A + adapter.delta(((U0 + e)[None], *[f[None] for f in start[1:]]))[0])
+                for e in (E, -E)]
+        grad[i] = (loss[0] - loss[1]) / (2 * h)
+    np.testing.assert_allclose(after, U0 - lr * grad, atol=1e-8)
+    # Control: the "sum" convention takes twice the step.
+    (other, *_), _ = adapter_gradient_descent(A, statistics(data), adapter, start, 1, lr,
+                                              convention="sum")
+    assert not np.allclose(other, U0 - lr * grad, atol=1e-6)
+
+
+def test_gradient_descent_batch_is_its_runs_one_by_one(rng):
+    """A batch along a leading axis gives each run's own single-run descent, recorded alike."""
+    from lowrank_theory.adaptation import adapter_gradient_descent
+    from lowrank_theory.adapters import AsymmetricAdapter
+    from lowrank_theory.losses import Statistics, statistics
+
+    adapter = AsymmetricAdapter(2)
+    fams = [lt.TaskFamily.random(d=5, k=1, T=1, seed=rng) for _ in range(3)]
+    stats = [statistics(f.sample(40, seed=rng)) for f in fams]
+    A = rng.standard_normal((3, 5, 5))
+    start = adapter.init_factors(3, 5, rng)
+    record = [0, 3, 50]
+    batch = Statistics(*(np.stack([getattr(s, f) for s in stats]) for f in ("Sxx", "Sxy", "syy")))
+    factors, deltas = adapter_gradient_descent(A, batch, adapter, start, 50, 0.01, record=record)
+    assert deltas.shape == (3, 3, 5, 5)
+    for b in range(3):
+        one_f, one_d = adapter_gradient_descent(A[b], stats[b], adapter,
+                                                tuple(f[b] for f in start), 50, 0.01,
+                                                record=record)
+        np.testing.assert_allclose(deltas[:, b], one_d, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(factors[0][b], one_f[0], rtol=1e-12, atol=1e-14)
+    assert not np.allclose(deltas[:, 0], deltas[:, 1])  # control: the runs differ
+    with pytest.raises(ValueError, match="record must be increasing"):
+        adapter_gradient_descent(A, batch, adapter, start, 50, 0.01, record=[0, 60])

@@ -279,3 +279,143 @@ def test_diverging_paper_protocol_stops_early_and_says_so():
     # Negative control: the default steps do not diverge.
     ok = lt.fit_lora_ml(data, k=1, method="paper", seed=0, max_iter=50)
     assert "diverged" not in ok.message and np.all(np.isfinite(ok.history))
+
+
+# --------------------------------------------------------------------------- the span solver
+#: A zero-loss answer: its excess objective relative to sum_t ||U*_t U*_t^T||^2.
+ZERO_LOSS_RTOL = 1e-20
+
+
+def _full_space(fam, k, monkeypatch, **kw):
+    """fit_lora_ml(reduce=False) given the family's statistics but a decoy family of the same
+    shape: whatever it finds, it cannot have read A* or U* (the decoy's are unrelated)."""
+    import lowrank_theory.lora_ml as lora_ml
+
+    stats = statistics(fam)
+    decoy = lt.TaskFamily.random(d=fam.d, k=fam.k, T=fam.T, seed=12345)
+    monkeypatch.setattr(lora_ml, "statistics", lambda source: stats)
+    try:
+        return lt.fit_lora_ml(decoy, k, reduce=False, **kw)
+    finally:
+        monkeypatch.undo()
+
+
+def _scale(fam):
+    return float(np.sum(fam.offsets**2))
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 5])
+def test_span_solver_agrees_with_a_full_space_solver(global_random_seed, monkeypatch, T):
+    """The default population solver (span reduction, A = A* + Q b Q^T) against variable
+    projection in the full space fed only the tasks' statistics (a decoy family stands in, so
+    A* and U* are never read) and L-BFGS from a generic random start: both reach zero excess
+    loss. For T >= 3 (independent offset columns, unique minimiser) they agree on A to 1e-8.
+    For T <= 2 the minimiser is not unique: each answer satisfies Theorem 2's zero-loss
+    identity, A^ - A* = U*_t U*_t^T - U^_t U^_t^T with W*_t - A^ PSD of rank <= k for every
+    task, so rank(A^ - A*) <= 2k. Control: the identity fails at a base moved by 1e-3."""
+    d, k = 12, 2
+    fam = lt.TaskFamily.random(d=d, k=k, T=T, seed=global_random_seed)
+    fits = {"span": lt.fit_lora_ml(fam, k=k),
+            "full-space": _full_space(fam, k, monkeypatch, seed=global_random_seed),
+            "lbfgs": lt.fit_lora_ml(fam, k=k, method="lbfgs", seed=global_random_seed)}
+    assert "alternating" in fits["span"].message and "variable projection" in fits["full-space"].message
+    for name, fit in fits.items():
+        assert lt.lora_ml_objective(fam, fit.A, fit.U) <= ZERO_LOSS_RTOL * _scale(fam), name
+    if T >= 3:
+        for name in ("full-space", "lbfgs"):
+            np.testing.assert_allclose(fits[name].A, fits["span"].A, atol=1e-8 * np.linalg.norm(fam.A_star))
+        return
+    for name, fit in fits.items():
+        for A in (fit.A, fit.A + 1e-3 * np.eye(d)):
+            residual = fam.W_star - A  # = U^_t U^_t^T at zero loss
+            lam = np.linalg.eigvalsh(residual)
+            holds = bool(np.all(lam >= -1e-7) and np.all(lam[:, :-k] <= 1e-7)
+                         and np.linalg.matrix_rank(A - fam.A_star, tol=1e-6) <= 2 * k)
+            assert holds is (A is fit.A), (name, lam)
+
+
+def test_span_solver_agrees_under_a_scalar_covariance(monkeypatch):
+    """The span solver needs Sigma = I: with a general covariance the weighted U-step leaves
+    span(U*) (the best rank-r fit of M Sigma^{1/2} is unwhitened by Sigma^{-1/2}, which mixes
+    span(U*) with its complement) and has no closed form for PSD adapters, so no reduction
+    applies. Sigma = c I is the non-identity covariance where it still does (the weighted
+    objective is c times the plain one): the full-space solver on Sigma = 2.5 I finds the span
+    solver's answer on Sigma = I, to 1e-8."""
+    fam = lt.TaskFamily.random(d=10, k=1, T=4, seed=3)
+    scaled = lt.TaskFamily(fam.A_star, fam.U_star, fam.sigma, 2.5 * np.eye(10))
+    span_fit = lt.fit_lora_ml(fam, k=1)
+    full = _full_space(scaled, 1, monkeypatch, seed=0)
+    np.testing.assert_allclose(full.A, span_fit.A, atol=1e-8 * np.linalg.norm(fam.A_star))
+    assert full.objective <= ZERO_LOSS_RTOL * _scale(fam) * 2.5
+
+
+def test_reduce_false_never_uses_the_span(monkeypatch):
+    """reduce=False takes the full-space path even where the span applies (the span's functions
+    are made to fail), and is validated as a boolean."""
+    import lowrank_theory.span as span
+
+    fam = lt.TaskFamily.random(d=8, k=1, T=3, seed=0)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the span reduction was used")
+
+    monkeypatch.setattr(span, "offset_subspace", fail)
+    fit = lt.fit_lora_ml(fam, k=1, reduce=False)
+    assert fit.converged and lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-8
+    with pytest.raises(AssertionError, match="span reduction was used"):
+        lt.fit_lora_ml(fam, k=1)  # control: the default does use it
+    with pytest.raises(TypeError, match="reduce must be True or False"):
+        lt.fit_lora_ml(fam, k=1, reduce="no")
+
+
+# --------------------------------------------------------------------------- one function per method
+def test_each_method_function_is_its_front_door_path(global_random_seed):
+    """fit_exact_general, fit_paper and fit_lbfgs give exactly fit_lora_ml's answers for the
+    method they implement, and fit_exact_span the default's on an isotropic population."""
+    from lowrank_theory import lora_ml
+
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=global_random_seed)
+    data = fam.sample(300, seed=global_random_seed)
+    pairs = [
+        (lora_ml.fit_exact_span(fam, 1), lt.fit_lora_ml(fam, 1)),
+        (lora_ml.fit_exact_general(data, 1, seed=0), lt.fit_lora_ml(data, 1, seed=0)),
+        (lora_ml.fit_paper(data, 1, seed=0, max_iter=50),
+         lt.fit_lora_ml(data, 1, method="paper", seed=0, max_iter=50)),
+        (lora_ml.fit_lbfgs(data, 1, seed=0), lt.fit_lora_ml(data, 1, method="lbfgs", seed=0)),
+    ]
+    for direct, front in pairs:
+        np.testing.assert_array_equal(direct.A, front.A)
+        assert direct.method == front.method
+    assert not np.array_equal(pairs[1][0].A, pairs[2][0].A)  # control: the methods differ
+
+
+def test_exact_general_recovers_under_a_general_covariance(global_random_seed):
+    """fit_exact_general on Sigma with condition number 100 (T = 4): zero excess loss and A*
+    recovered to 1e-8, judged stationary; the paper protocol's 50 rounds are not (control)."""
+    from lowrank_theory import lora_ml
+
+    rng = np.random.default_rng(global_random_seed)
+    O = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    Sigma = (O * np.geomspace(1, 100, 6)) @ O.T
+    fam = lt.TaskFamily.random(d=6, k=1, T=4, seed=rng, Sigma=Sigma)
+    fit = lora_ml.fit_exact_general(fam, 1, seed=0)
+    assert fit.converged and fit.objective < 1e-18 * _scale(fam)
+    assert lt.metrics.base_error(fit.A, fam.A_star, relative=True) < 1e-8
+    assert not lora_ml.fit_paper(fam, 1, seed=0, max_iter=50).converged
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e-10, 1e50, 1e100])
+def test_exact_and_lbfgs_do_not_depend_on_the_data_units(scale):
+    """Inputs and outputs scaled by the same factor leave the model unchanged: the exact and
+    L-BFGS fits give the unscaled fit's base to 1e-8 and are judged stationary (before the
+    power-of-two normalisation they ended NOT stationary at 1e-10 and in a traceback from
+    1e100); the objective scales by scale^2."""
+    fam = lt.TaskFamily.random(d=6, k=1, T=3, seed=0)
+    data = fam.sample(200, seed=1)
+    scaled = lt.TaskData(data.X * scale, data.Y * scale)
+    for method in ("exact", "lbfgs"):
+        ref = lt.fit_lora_ml(data, 1, method=method, seed=0)
+        fit = lt.fit_lora_ml(scaled, 1, method=method, seed=0)
+        assert fit.converged, (method, fit.message)
+        np.testing.assert_allclose(fit.A, ref.A, atol=1e-8 * np.linalg.norm(ref.A))
+        assert fit.objective == pytest.approx(scale**2 * ref.objective, rel=1e-6)

@@ -29,3 +29,18 @@ def test_numerical_rank(rng):
     assert metrics.numerical_rank(B) == 3
     assert metrics.numerical_rank(B + 1e-9 * rng.standard_normal((8, 8)), rtol=1e-6) == 3
     assert metrics.numerical_rank(np.zeros((4, 4))) == 0
+
+
+def test_eckart_young_tail_is_the_truncated_svd_residual(rng):
+    """The tail equals ||M - M_r||_F^2 for the truncated SVD M_r, and no rank-r matrix beats it."""
+    M = rng.standard_normal((6, 5))
+    P, s, Qt = np.linalg.svd(M)
+    for r in range(6):
+        M_r = (P[:, :r] * s[:r]) @ Qt[:r]
+        assert metrics.eckart_young_tail(M, r) == pytest.approx(np.sum((M - M_r) ** 2), abs=1e-12)
+        # Negative control: random rank-r matrices all leave more.
+        for _ in range(5 if r else 0):
+            D = rng.standard_normal((6, r)) @ rng.standard_normal((r, 5))
+            assert np.sum((M - D) ** 2) > metrics.eckart_young_tail(M, r)
+    with pytest.raises(ValueError, match="rank must be >= 0"):
+        metrics.eckart_young_tail(M, -1)

@@ -165,3 +165,18 @@ def test_sweep_validation():
         Sweep((VaryConfig(),), seeds=(1, 1))
     with pytest.raises(TypeError, match="configs"):
         Sweep(({"d": 3},), seeds=(0,))
+
+
+def test_vary_defaults_are_the_papers_constants_from_the_core():
+    """VaryConfig's defaults are the core's paper constants (rounds, fine-tuning step, noise)
+    and the vary set's default point, so the two cannot drift apart."""
+    from lowrank_theory.adaptation import PAPER_FT_LR
+    from lowrank_theory.paper_protocol import PAPER_ROUNDS
+    from lowrank_theory.tasks import PAPER_SIGMA
+
+    config = VaryConfig()
+    assert (config.rounds, config.ft_lr, config.sigma) == (PAPER_ROUNDS, PAPER_FT_LR, PAPER_SIGMA)
+    assert {name: getattr(config, name) for name in VARY_DEFAULTS} == VARY_DEFAULTS
+    assert config.ft_steps == max(VARY_FT_STEPS.values())
+    # The paper's values, as its text states them.
+    assert (PAPER_ROUNDS, PAPER_FT_LR, PAPER_SIGMA) == (3000, 0.005, 0.1)

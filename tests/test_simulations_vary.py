@@ -256,3 +256,20 @@ def test_vary_rows_of_a_seed_do_not_depend_on_its_batch(family):
     alone = run_vary(config, (1,))
     pd.testing.assert_frame_equal(both[both["seed"] == 1].reset_index(drop=True), alone,
                                   rtol=1e-12)
+
+
+def test_batched_fine_tuning_has_the_divergence_guard():
+    """The vary batch runs the core's loop, so a step past the stability limit raises (it used
+    to run on silently into NaN); the paper's step on the same batch does not."""
+    from lowrank_theory.simulations.vary import fine_tune_batch
+
+    from lowrank_theory.losses import Statistics, statistics
+
+    draw = draw_vary(SMALL, 0)
+    one = statistics(draw.ft_data)
+    stats = Statistics(one.Sxx[None], one.Sxy[None], one.syy[None])
+    A = lt.standard_retraining(draw.data)[None]
+    start = tuple(f[None] for f in draw.ft_start)
+    with pytest.raises(ValueError, match="diverged with lr=50"):
+        fine_tune_batch(A, stats, start, 200, 50.0, [0, 200])
+    assert np.isfinite(fine_tune_batch(A, stats, start, 200, SMALL.ft_lr, [0, 200])).all()

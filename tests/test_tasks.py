@@ -148,7 +148,7 @@ def test_complex_arrays_are_refused_without_a_warning():
 ])
 def test_scales_whose_losses_overflow_are_refused(kwargs, name):
     args = dict(A_star=np.eye(2), U_star=np.ones((1, 2, 1))) | kwargs
-    with pytest.raises(ValueError, match=f"^{name} is too large"):
+    with pytest.raises(ValueError, match=f"^{name}(=|: ).* overflow.*(use|keep) .* (<=|below)"):
         lt.TaskFamily(**args)
     lt.TaskFamily(np.eye(2), np.ones((1, 2, 1)), sigma=1e100)  # large but finite losses: fine
 
@@ -196,3 +196,66 @@ def test_new_task_refuses_a_factor_of_another_rank_unless_k_says_so():
         fam.new_task(U=U[:, :1], k=2)
     with pytest.raises(ValueError, match="k must be <= 4"):
         fam.new_task(seed=1, k=5)
+
+
+# --------------------------------------------------------------------------- read-only views
+def _array_attributes(obj):
+    return [getattr(obj, name) for name in ("A_star", "U_star", "Sigma", "X", "Y")
+            if getattr(obj, name, None) is not None]
+
+
+def test_no_array_of_a_family_or_sample_can_be_made_writeable():
+    """flags.writeable = True raises on every array a TaskFamily or TaskData shows, on the
+    memory below it (.base), and on a pickled copy; a plain read-only array, the control,
+    lets the flag be set back, which is how the old copies could be written to."""
+    import pickle
+
+    fam = lt.TaskFamily.random(d=3, k=1, T=2, seed=0, Sigma=np.diag([1.0, 2.0, 3.0]))
+    data = fam.sample(4, seed=1)
+    objects = [fam, data, pickle.loads(pickle.dumps(fam)), pickle.loads(pickle.dumps(data))]
+    arrays = [a for obj in objects for a in _array_attributes(obj)]
+    assert len(arrays) == 10
+    for arr in arrays:
+        for view in (arr, arr.base):
+            if isinstance(view, np.ndarray):
+                with pytest.raises(ValueError, match="WRITEABLE"):
+                    view.flags.writeable = True
+        with pytest.raises(ValueError, match="read-only"):
+            arr[(0,) * arr.ndim] = 1.0
+    np.testing.assert_array_equal(objects[2].A_star, fam.A_star)
+    control = np.ones(3)
+    control.flags.writeable = False
+    control.flags.writeable = True  # an owning array lets its flag be set back
+    control[0] = 2.0
+    assert control[0] == 2.0
+
+
+def test_task_data_refuses_a_family_that_is_not_one():
+    """family="fam" raises a TypeError naming the argument (it was an AttributeError)."""
+    X = np.ones((2, 4, 3))
+    with pytest.raises(TypeError, match="family must be the TaskFamily the sample came from"):
+        lt.TaskData(X, X, family="fam")
+    with pytest.raises(ValueError, match=r"family has \(T, d\) = \(3, 3\)"):
+        lt.TaskData(X, X, family=lt.TaskFamily.random(d=3, k=1, T=3, seed=0))
+    assert lt.TaskData(X, X, family=lt.TaskFamily.random(d=3, k=1, T=2, seed=0)).family.T == 2
+
+
+def test_overflowing_and_underflowing_scales_name_the_argument_and_the_fix():
+    """sigma = 1e150 and data scaled by 1e150 are refused naming sigma / X with a bound or a
+    rescaling (they ended in numpy's "array must not contain infs or NaNs"); data scaled by
+    1e-160 is refused as an underflow (it was refused as "singular, use more samples").
+    Controls: the largest accepted sigma, and data scaled by 1e100 or 1e-100, are accepted."""
+    with pytest.raises(ValueError, match=r"^sigma=1e\+150 overflows: .* use sigma <= 1.83e\+144"):
+        lt.TaskFamily.random(d=10, k=1, T=3, sigma=1e150, seed=0)
+    lt.TaskFamily.random(d=10, k=1, T=3, sigma=1.8e144, seed=0)
+    data = lt.TaskFamily.random(d=4, k=1, T=3, seed=0).sample(20, seed=1)
+    with pytest.raises(ValueError, match=r"^X: data scaled to ~\de\+150 overflow .* rescale"):
+        lt.TaskData(data.X * 1e150, data.Y)
+    with pytest.raises(ValueError, match=r"^Y: data scaled to ~\de\+150 overflow"):
+        lt.TaskData(data.X, data.Y * 1e150)
+    with pytest.raises(ValueError, match=r"^X: rescale the data \(its scale ~\de-16\d underflows.* multiply X by"):
+        lt.TaskData(data.X * 1e-160, data.Y * 1e-160)
+    with pytest.raises(ValueError, match=r"Sigma: rescale the covariance \(its scale ~\de-3\d\d underflows"):
+        lt.TaskFamily.random(d=4, k=1, T=3, seed=0, Sigma=1e-300 * np.eye(4))
+    for scale in (1e100, 1e-100):
+        lt.TaskData(data.X * scale, data.Y * scale)

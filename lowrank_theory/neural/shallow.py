@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .adapters import banks, reset_adapters
+from .methods import WEIGHT_DECAY
 from .models import ShallowNet, seeded
 from .runtime import GRAPH_CHUNK, run_steps
 
@@ -43,10 +44,6 @@ __all__ = [
     "train_stack",
     "stack_errors",
 ]
-
-#: AdamW's default weight decay (``torch.optim.AdamW``), used by the authors' scripts.
-WEIGHT_DECAY = 0.01
-
 
 @dataclass
 class ShallowStack:

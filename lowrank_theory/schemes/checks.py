@@ -10,11 +10,12 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory.adaptation import excess_loss
+from lowrank_theory.covariance import whiten
 from lowrank_theory.lora_ml import fit_lora_ml
+from lowrank_theory.metrics import eckart_young_tail
 from lowrank_theory.retraining import standard_retraining
 from lowrank_theory.schemes.interface import AdaptationScheme, lora_params
 from lowrank_theory.schemes.lora import AdaptiveRankLoRA, FixedRankLoRA, MixtureOfAdapters
@@ -74,11 +75,9 @@ def rank_floor(A: ArrayLike, task: TaskFamily, rank: int) -> float:
     >>> rank_floor(A_sr, new, 3) > 0 and rank_floor(A_sr, new, 4) < 1e-20
     True
     """
-    M = task.W_star[0] - np.asarray(A, dtype=np.float64)
-    if not task.isotropic:
-        lam, vec = scipy.linalg.eigh(task.task_covariances()[0])
-        M = M @ (vec * np.sqrt(lam)) @ vec.T
-    return float(np.sum(scipy.linalg.svdvals(M)[rank:] ** 2))
+    residual = task.W_star[0] - np.asarray(A, dtype=np.float64)
+    S = None if task.isotropic else task.task_covariances()[0]
+    return eckart_young_tail(whiten(residual, S), rank)
 
 
 def crossing_budget(budgets: Sequence[int], losses: Sequence[float], target: float,

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory._repr import summary_repr
 from lowrank_theory._validation import as_seed_generator, check_array, check_int
-from lowrank_theory.adaptation import check_new_task, excess_loss
+from lowrank_theory.adaptation import (  # the one reduced-rank regression, re-exported
+    check_new_task,
+    excess_loss,
+    least_squares_update,
+    reduced_rank_update,
+)
 from lowrank_theory.losses import Source, Statistics, excess_losses, statistics
 from lowrank_theory.metrics import numerical_rank
 from lowrank_theory.tasks import TaskData, TaskFamily
@@ -69,61 +73,6 @@ def residual_cross_covariance(stats: Statistics, A: NDArray[np.float64]) -> NDAr
         In the population with identity covariance, ``W*_t - A``.
     """
     return stats.Syx - A @ stats.Sxx
-
-
-def least_squares_update(stats: Statistics, A: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Full-rank least-squares update of one task: ``argmin_Delta L^(A + Delta)``.
-
-    Parameters
-    ----------
-    stats : Statistics
-        One task's statistics (T = 1).
-    A : ndarray of shape (d, d)
-
-    Returns
-    -------
-    ndarray of shape (d, d)
-        ``Delta = (Sxx^+ (Sxy - Sxx A^T))^T``; with fewer samples than dimensions, the
-        minimum-norm solution.
-    """
-    B, *_ = scipy.linalg.lstsq(stats.Sxx[0], stats.Sxy[0] - stats.Sxx[0] @ A.T)
-    return B.T
-
-
-def reduced_rank_update(
-    stats: Statistics, A: NDArray[np.float64], rank: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Reduced-rank regression: the best rank-``rank`` update and the salience of each direction.
-
-    Parameters
-    ----------
-    stats : Statistics
-        One task's statistics (T = 1).
-    A : ndarray of shape (d, d)
-        The frozen base.
-    rank : int
-        ``0 <= rank <= d``.
-
-    Returns
-    -------
-    delta : ndarray of shape (d, d)
-        ``argmin_{rank(Delta) <= rank} L^(A + Delta)``.
-    salience : ndarray of shape (d,)
-        Eigenvalues ``lambda_1 >= ... >= lambda_d`` of ``B^T Sxx B``: keeping direction ``i``
-        lowers the empirical loss by exactly ``lambda_i``.
-
-    Notes
-    -----
-    With ``B = Sxx^+ (Sxy - Sxx A^T)`` the full least-squares coefficients (``Delta_LS = B^T``),
-    the rank-r solution is ``Delta_r = (B V_r V_r^T)^T`` with ``V_r`` the top-r eigenvectors of
-    the fitted values' Gram matrix ``B^T Sxx B`` (Anderson's reduced-rank regression), and
-    ``L^(A + Delta_r) = L^(A + Delta_LS) + sum_{i > r} lambda_i``.
-    """
-    B = least_squares_update(stats, A).T
-    lam, vec = scipy.linalg.eigh(B.T @ stats.Sxx[0] @ B)
-    lam, vec = lam[::-1], vec[:, ::-1]
-    Vr = vec[:, :rank]
-    return (B @ Vr @ Vr.T).T, np.clip(lam, 0.0, None)
 
 
 @dataclass(frozen=True, eq=False)

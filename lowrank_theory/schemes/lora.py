@@ -17,6 +17,7 @@ from lowrank_theory.adaptation import (
     PAPER_FT_LR,
     fine_tune,
 )
+from lowrank_theory.covariance import covariance_sqrt
 from lowrank_theory.losses import Statistics, task_losses
 from lowrank_theory.schemes.interface import (
     AdaptationProblem,
@@ -298,8 +299,7 @@ class MixtureOfAdapters(AdaptationScheme):
     def _weights_with_fresh(self, stats: Statistics, A: NDArray, D: NDArray, rank: int,
                             c_mix: NDArray) -> tuple[NDArray, int]:
         """Weights minimising the loss once the fresh adapter is optimised out (see Notes)."""
-        lam, vec = scipy.linalg.eigh(stats.Sxx[0])
-        root = (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+        root = covariance_sqrt(stats.Sxx[0])[0]
         Y0 = root @ least_squares_update(stats, A).T
         Ys = root @ np.swapaxes(D, 1, 2)
 

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from lowrank_theory._validation import as_seed_generator, check_array, check_int
 from lowrank_theory.adaptation import fine_tune
 from lowrank_theory.losses import Source, loss_gradient, statistics
+from lowrank_theory.metrics import eckart_young_tail
 from lowrank_theory.retraining import standard_retraining
 from lowrank_theory.tasks import TaskFamily
 
@@ -75,12 +76,6 @@ def _base(source: Source, base: ArrayLike | None, name: str = "base") -> NDArray
     if base is None:
         return standard_retraining(source)
     return check_array(base, name, (source.d, source.d))
-
-
-def _spectral_tail(M: NDArray[np.float64], rank: int) -> float:
-    """Eckart-Young: the squared singular values of ``M`` beyond the ``rank`` largest."""
-    s = scipy.linalg.svdvals(M)
-    return float(np.sum(s[rank:] ** 2))
 
 
 def _isotropic(family: TaskFamily, claim: str) -> TaskFamily:
@@ -207,7 +202,7 @@ def check_sr_floor(
     rank = k if rank is None else check_int(rank, "rank", maximum=family.d)
     A = _base(family, base)
     M = new_task.W_star[0] - A
-    floor = _spectral_tail(M, k)
+    floor = eckart_young_tail(M, k)
     positive = floor > FLOOR_ZERO_RTOL * float(np.sum(M**2))
     pop = fine_tune(A, new_task, rank=rank, n=None).loss
     error = abs(pop - floor) / max(floor, np.finfo(float).tiny)
@@ -242,7 +237,7 @@ def check_sr_floor_every_n(
     rank = k if rank is None else check_int(rank, "rank", maximum=family.d)
     rng = as_seed_generator(seed)
     A = _base(family, base)
-    floor = _spectral_tail(new_task.W_star[0] - A, k)
+    floor = eckart_young_tail(new_task.W_star[0] - A, k)
     losses = [fine_tune(A, new_task, rank=rank, n=int(n), seed=rng).loss for n in ns]
     deficit = max(0.0, (floor - min(losses)) / max(floor, np.finfo(float).tiny))
     ratios = ", ".join(f"n={n}: {loss / max(floor, 1e-300):.4f}" for n, loss in zip(ns, losses))
@@ -281,7 +276,7 @@ def check_sr_plateau(
     new_task = _check_family(new_task, "new_task")
     rng = as_seed_generator(seed)
     A = _base(family, base)
-    floor = max(_spectral_tail(new_task.W_star[0] - A, family.k), np.finfo(float).tiny)
+    floor = max(eckart_young_tail(new_task.W_star[0] - A, family.k), np.finfo(float).tiny)
     losses = np.array([fine_tune(A, new_task, rank=family.k, n=int(n), seed=rng).loss for n in ns])
     slope = float(np.polyfit(np.log(np.asarray(ns, float)), np.log(losses), 1)[0])
     ratio = float(losses[-1] / floor)
@@ -326,7 +321,7 @@ def check_sr_adaptation_rank(
     scale = float(np.sum(M**2))
     full = fine_tune(A, new_task, rank=r_full, n=None).loss
     short = fine_tune(A, new_task, rank=r_full - 1, n=None).loss
-    tail = _spectral_tail(M, r_full - 1)
+    tail = eckart_young_tail(M, r_full - 1)
     tol = objective_tolerance(new_task)
     short_ok = tail > FLOOR_ZERO_RTOL * scale and abs(short - tail) <= FLOOR_RTOL * tail
     return make_result(

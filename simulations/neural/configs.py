@@ -20,13 +20,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from lowrank_theory.simulations.configs import (
-    ExperimentConfig,
-    Sweep,
-    _check_choice,
-    _check_int,
-    _check_positive_float,
-)
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+
+from lowrank_theory._validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
     "PRESETS",
@@ -71,14 +67,9 @@ def _check_names(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, tuple) or not value:
         raise TypeError(f"{name} must be a non-empty tuple of names, got {value!r}")
     for item in value:
-        _check_choice(name, item, choices)
+        check_choice(item, name, choices)
     if len(set(value)) != len(value):
         raise ValueError(f"{name} must not repeat a name, got {value}")
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -89,8 +80,8 @@ class NeuralConfig(ExperimentConfig):
     steps_scale: float = 1.0
 
     def _validate(self) -> None:
-        _check_choice("preset", self.preset, PRESETS)
-        _check_positive_float("steps_scale", self.steps_scale)
+        check_choice(self.preset, "preset", PRESETS)
+        check_float(self.steps_scale, "steps_scale", strict=True)
 
 
 # --------------------------------------------------------------------------- shallow
@@ -149,19 +140,19 @@ class ShallowConfig(NeuralConfig):
     def _validate(self) -> None:
         super()._validate()
         for name in ("d", "T", "k", "N", "n", "n_test", "retrain_steps", "finetune_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_positive_float("sigma", self.sigma, allow_zero=True)
+            check_int(getattr(self, name), name)
+        check_float(self.sigma, "sigma")
         for name in ("input_std", "lr", "finetune_lr"):
-            _check_positive_float(name, getattr(self, name))
-        _check_positive_float("weight_decay", self.weight_decay, allow_zero=True)
-        _check_bool("symmetric_base", self.symmetric_base)
+            check_float(getattr(self, name), name, strict=True)
+        check_float(self.weight_decay, "weight_decay")
+        check_bool(self.symmetric_base, "symmetric_base")
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
         if not isinstance(self.finetune_ranks, tuple) or not self.finetune_ranks:
             raise TypeError(f"finetune_ranks must be a non-empty tuple of ints, got "
                             f"{self.finetune_ranks!r}")
         for i, r in enumerate(self.finetune_ranks):
-            _check_int(f"finetune_ranks[{i}]", r, 1)
+            check_int(r, f"finetune_ranks[{i}]")
         if len(set(self.finetune_ranks)) != len(self.finetune_ranks):
             raise ValueError(f"finetune_ranks must be distinct, got {self.finetune_ranks}")
         _check_names("methods", self.methods, ("sr", "lora_ml"))
@@ -204,8 +195,8 @@ def shallow_sweep(preset: str = "paper", steps_scale: float = 1.0,
     >>> sweep.configs[0].retrain_steps, len(sweep.seeds)
     (40000, 10)
     """
-    _check_choice("preset", preset, PRESETS)
-    _check_positive_float("steps_scale", steps_scale)
+    check_choice(preset, "preset", PRESETS)
+    check_float(steps_scale, "steps_scale", strict=True)
     base = {"paper": (40000, 15000, 10), "cpu": (10000, 3750, 5)}[preset]
     retrain, finetune, n_seeds = base
     common = {"preset": preset, "steps_scale": float(steps_scale),
@@ -285,18 +276,18 @@ class VisionConfig(NeuralConfig):
 
     def _validate(self) -> None:
         super()._validate()
-        _check_choice("dataset", self.dataset, ("digits", "cifar10"))
+        check_choice(self.dataset, "dataset", ("digits", "cifar10"))
         for name in ("image_size", "channels", "patch", "width", "token_hidden",
                      "channel_hidden", "depth", "rank", "finetune_rank", "retrain_steps",
                      "batch_size", "reptile_inner_steps", "n_finetune", "finetune_steps",
                      "finetune_batch_size"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(getattr(self, name), name)
         for name in ("lr", "reptile_inner_lr", "reptile_meta_lr", "finetune_lr"):
-            _check_positive_float(name, getattr(self, name))
-        _check_positive_float("weight_decay", self.weight_decay, allow_zero=True)
-        _check_choice("optimizer", self.optimizer, ("adam", "adamw"))
-        _check_choice("schedule", self.schedule, ("constant", "cosine"))
-        _check_bool("augment", self.augment)
+            check_float(getattr(self, name), name, strict=True)
+        check_float(self.weight_decay, "weight_decay")
+        check_choice(self.optimizer, "optimizer", ("adam", "adamw"))
+        check_choice(self.schedule, "schedule", ("constant", "cosine"))
+        check_bool(self.augment, "augment")
         _check_names("methods", self.methods, RETRAIN_METHODS)
         _check_names("finetune_modes", self.finetune_modes, FINETUNE_MODES)
         if self.image_size % self.patch:
@@ -323,8 +314,8 @@ def vision_sweep(preset: str = "paper", steps_scale: float = 1.0,
     >>> [c.methods for c in sweep.configs], sweep.configs[0].retrain_steps
     ([('sr',), ('lora_ml',), ('reptile',), ('last_layer_ml',)], 50)
     """
-    _check_choice("preset", preset, PRESETS)
-    _check_positive_float("steps_scale", steps_scale)
+    check_choice(preset, "preset", PRESETS)
+    check_float(steps_scale, "steps_scale", strict=True)
     if preset == "paper":
         config = VisionConfig(steps_scale=float(steps_scale))
     else:
@@ -388,10 +379,10 @@ class LanguageConfig(NeuralConfig):
         for name in ("num_tasks", "examples_per_task", "n_finetune", "n_test", "max_length",
                      "rank", "retrain_steps", "batch_size", "reptile_inner_steps",
                      "finetune_steps", "hidden"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(getattr(self, name), name)
         for name in ("alpha", "lr", "reptile_meta_lr", "finetune_lr"):
-            _check_positive_float(name, getattr(self, name))
-        _check_bool("tiny_model", self.tiny_model)
+            check_float(getattr(self, name), name, strict=True)
+        check_bool(self.tiny_model, "tiny_model")
         _check_names("methods", self.methods, RETRAIN_METHODS)
         _check_names("finetune_modes", self.finetune_modes, FINETUNE_MODES)
 
@@ -399,8 +390,8 @@ class LanguageConfig(NeuralConfig):
 def language_sweep(preset: str = "paper", steps_scale: float = 1.0,
                    seeds: tuple[int, ...] | None = None) -> Sweep:
     """The language experiment: one config, seeds 0..4 (``paper``) or 0..2 (``cpu``)."""
-    _check_choice("preset", preset, PRESETS)
-    _check_positive_float("steps_scale", steps_scale)
+    check_choice(preset, "preset", PRESETS)
+    check_float(steps_scale, "steps_scale", strict=True)
     if preset == "paper":
         config = LanguageConfig(steps_scale=float(steps_scale))
         n_seeds = 5
@@ -431,7 +422,7 @@ def preset_sweep(experiment: str, preset: str, steps_scale: float = 1.0,
         If ``experiment`` or ``preset`` is unknown, or ``steps_scale`` is not a positive
         finite number.
     """
-    _check_choice("experiment", experiment, tuple(SWEEPS))
+    check_choice(experiment, "experiment", tuple(SWEEPS))
     if not (isinstance(steps_scale, int | float) and math.isfinite(steps_scale)):
         raise ValueError(f"steps_scale must be a finite number > 0, got {steps_scale!r}")
     return SWEEPS[experiment](preset, steps_scale, seeds)
