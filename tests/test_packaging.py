@@ -1,7 +1,9 @@
 """The built wheel installs one top-level name, ``lowrank_theory``, and its commands work from it.
 
-The wheel is built from the working tree (no build isolation: setuptools comes from the test
-environment) and unpacked into a temporary ``site`` folder. Every command then runs from a
+The wheel is built from a copy of the working tree in a temporary folder (so no ``build/`` or
+stale file of the checkout enters it, and nothing is written into the checkout; no build
+isolation: setuptools comes from the test environment) and unpacked into a temporary ``site``
+folder. Every command then runs from a
 folder outside the repository with that folder first on the path, so what is imported is the
 wheel's copy, never the source tree's folders.
 """
@@ -9,6 +11,7 @@ wheel's copy, never the source tree's folders.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,9 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def installed(tmp_path_factory):
     pytest.importorskip("setuptools")
     tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "results", "__pycache__", ".*_cache",
+        ".hypothesis"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+         "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("lowrank_theory-*.whl")
     site = tmp / "site"
