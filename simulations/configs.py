@@ -11,16 +11,21 @@ two cores, for ``make reproduce``) and ``full`` (the paper's settings, for ``mak
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
     "SIZES",
     "RECOVERED",
+    "param",
+    "FieldSpec",
+    "field_specs",
     "ExperimentConfig",
     "VaryConfig",
     "VARY_DEFAULTS",
@@ -71,6 +76,200 @@ def _check_int_tuple(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be strictly increasing, got {value}")
 
 
+# --------------------------------------------------------------------------- documented fields
+def param(default: Any, help: str, *, minimum: float | None = None, exclusive: bool = False,
+          choices: Sequence[str] | None = None, increasing: bool = False,
+          distinct: bool = False, note: str | None = None) -> Any:
+    """A config field with its meaning and allowed values: the one source of both.
+
+    The returned :func:`dataclasses.field` carries metadata that every
+    :class:`ExperimentConfig` enforces on construction (the type of its annotation, then
+    ``minimum``, ``choices``, ``increasing``, ``distinct``) and that :func:`field_specs`
+    describes (``lowrank-theory describe``, ``docs/sweeps.md``).
+
+    Parameters
+    ----------
+    default
+        The default value (a tuple for a tuple field).
+    help : str
+        One line on what the field means.
+    minimum : float, optional
+        Smallest allowed value (of each item, for a tuple field).
+    exclusive : bool
+        ``minimum`` itself is not allowed (``> 0`` rather than ``>= 0``; float fields).
+    choices : sequence of str, optional
+        The allowed strings (of each item, for a tuple of names).
+    increasing : bool
+        A tuple field must be strictly increasing.
+    distinct : bool
+        A tuple field must not repeat an item.
+    note : str, optional
+        A condition involving other fields (``"<= d"``), checked by the config's
+        ``_validate``; shown after the range.
+
+    Examples
+    --------
+    >>> @dataclass(frozen=True)
+    ... class Toy(ExperimentConfig):
+    ...     d: int = param(10, "dimension", minimum=1)
+    ...     def _validate(self) -> None:
+    ...         pass
+    >>> Toy(d=0)
+    Traceback (most recent call last):
+    ValueError: d must be an integer >= 1, got 0
+    >>> field_specs(Toy)
+    [FieldSpec(name='d', type='int', default=10, range='an integer >= 1', help='dimension')]
+    """
+    meta: dict[str, Any] = {"help": help}
+    if minimum is not None:
+        meta["minimum"], meta["exclusive"] = minimum, exclusive
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if increasing:
+        meta["increasing"] = True
+    if distinct:
+        meta["distinct"] = True
+    if note is not None:
+        meta["note"] = note
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What ``lowrank-theory describe`` says about one config field.
+
+    Attributes
+    ----------
+    name, type : str
+        The field and its type as annotated (``int``, ``tuple[int, ...]``).
+    default
+        Its default value.
+    range : str
+        The values it accepts, in words (``"an integer >= 1"``, ``"one of 'exact', 'lbfgs'"``).
+    help : str
+        One line on what it means.
+    """
+
+    name: str
+    type: str
+    default: Any
+    range: str
+    help: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (a tuple default becomes a list)."""
+        return {"name": self.name, "type": self.type, "default": _jsonable(self.default),
+                "range": self.range, "help": self.help}
+
+
+@functools.cache
+def _hints(config_type: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_type)
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in typing.get_args(hint))
+        return f"tuple[{inner}]"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _leaf(hint: Any) -> Any:
+    """The scalar type at the bottom of a (nested) tuple annotation."""
+    while typing.get_origin(hint) is tuple:
+        hint = typing.get_args(hint)[0]
+    return hint
+
+
+def _range_text(hint: Any, meta: Mapping[str, Any]) -> str:
+    leaf = _leaf(hint)
+    if "choices" in meta:
+        text = "one of " + ", ".join(repr(c) for c in meta["choices"])
+    elif leaf is bool:
+        text = "true or false"
+    elif "minimum" in meta:
+        word = "an integer" if leaf is int else "a finite number"
+        text = f"{word} {'>' if meta.get('exclusive') else '>='} {meta['minimum']:g}"
+    elif leaf is float:
+        text = "a finite number"
+    elif leaf is int:
+        text = "an integer"
+    else:
+        text = "any text"
+    if typing.get_origin(hint) is tuple:
+        how = ("strictly increasing, " if meta.get("increasing") else
+               "distinct, " if meta.get("distinct") else "")
+        text = f"non-empty, {how}each {text}"
+    return f"{text}; {meta['note']}" if "note" in meta else text
+
+
+def field_specs(config_type: type) -> list[FieldSpec]:
+    """The fields of ``config_type`` with their type, default, allowed values and meaning.
+
+    Read from the class alone: its annotations and each field's :func:`param` metadata. A
+    field declared without :func:`param` is described as ``"(no description)"``.
+
+    Examples
+    --------
+    >>> [s.name for s in field_specs(PhaseConfig)]
+    ['d', 'T', 'k', 'solver', 'restarts']
+    >>> field_specs(PhaseConfig)[3].range
+    "one of 'exact', 'lbfgs', 'paper'"
+    """
+    hints = typing.get_type_hints(config_type)
+    return [FieldSpec(f.name, _type_name(hints[f.name]), f.default,
+                      _range_text(hints[f.name], f.metadata),
+                      f.metadata.get("help", "(no description)"))
+            for f in dataclasses.fields(config_type)]
+
+
+def _check_value(name: str, hint: Any, meta: Mapping[str, Any], value: Any) -> None:
+    """Check ``value`` against the annotation ``hint`` and the :func:`param` metadata."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple) or not value:
+            raise TypeError(f"{name} must be a non-empty tuple, got {value!r}")
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if not variadic and len(args) != len(value):
+            raise TypeError(f"{name} must be a tuple of {len(args)} values, got {value!r}")
+        for i, item in enumerate(value):
+            _check_value(f"{name}[{i}]", args[0] if variadic else args[i], meta, item)
+        if meta.get("increasing") and list(value) != sorted(set(value)):
+            raise ValueError(f"{name} must be strictly increasing, got {value}")
+        if meta.get("distinct") and len(set(value)) != len(value):
+            raise ValueError(f"{name} must not repeat an item, got {value}")
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {type(value).__name__} "
+                            f"{value!r}")
+    elif hint is int:
+        _check_int(name, value, meta.get("minimum", -math.inf))
+    elif hint is float:
+        if "minimum" in meta and meta["minimum"] == 0:
+            _check_positive_float(name, value, allow_zero=not meta.get("exclusive"))
+        else:
+            _check_real(name, value, meta.get("minimum"), meta.get("exclusive", False))
+    elif hint is str:
+        if "choices" in meta:
+            _check_choice(name, value, meta["choices"])
+        elif not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+
+
+def _check_real(name: str, value: Any, minimum: float | None, exclusive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if minimum is not None and (value <= minimum if exclusive else value < minimum):
+        raise ValueError(f"{name} must be a finite number {'>' if exclusive else '>='} "
+                         f"{minimum:g}, got {value}")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Base class of experiment configs: hashing, serialisation and table columns.
@@ -83,6 +282,9 @@ class ExperimentConfig:
     SCHEMA: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_value(f.name, hints[f.name], f.metadata, getattr(self, f.name))
         self._validate()
 
     def _validate(self) -> None:  # pragma: no cover - every subclass overrides it
@@ -117,6 +319,8 @@ class ExperimentConfig:
         return {k: v for k, v in self.to_dict().items() if not isinstance(v, list)}
 
 
+#: ``fit_lora_ml`` methods a config may name.
+SOLVERS: tuple[str, ...] = ("exact", "lbfgs", "paper")
 #: Ground-truth schemes of the vary experiment (see :class:`VaryConfig`).
 VARY_FAMILIES: tuple[str, ...] = ("per-run", "per-seed")
 
@@ -159,29 +363,26 @@ class VaryConfig(ExperimentConfig):
         pooled least-squares SR.
     """
 
-    d: int = 10
-    T: int = 3
-    N: int = 5000
-    n: int = 100
-    k: int = 1
-    sigma: float = 0.1
-    rounds: int = 3000
-    ft_steps: int = 10000
-    ft_lr: float = 0.005
-    family: str = "per-run"
-    family_seed: int = 0
-    authors_quirks: bool = False
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of retraining tasks (the fine-tuning rank is 3k when T = 2)",
+                   minimum=1)
+    N: int = param(5000, "samples per retraining task", minimum=1)
+    n: int = param(100, "samples of the new task used for fine-tuning", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    sigma: float = param(0.1, "noise standard deviation (sigma**2 with authors_quirks)",
+                         minimum=0)
+    rounds: int = param(3000, "block-coordinate rounds of LoRA-ML retraining (the paper's "
+                              "protocol); also the base steps of the authors' SR", minimum=1)
+    ft_steps: int = param(10000, "gradient steps of fine-tuning on the new task", minimum=1)
+    ft_lr: float = param(0.005, "fine-tuning step size, on the half mean squared error",
+                         minimum=0, exclusive=True)
+    family: str = param("per-run", "ground truth: one for all seeds (per-run, the authors') or "
+                                   "a fresh one per seed (per-seed)", choices=VARY_FAMILIES)
+    family_seed: int = param(0, "seed of the per-run ground truth", minimum=0)
+    authors_quirks: bool = param(False, "reproduce the authors' noise (sd sigma**2) and their "
+                                        "SR baseline, reported as 'SR (authors)'")
 
     def _validate(self) -> None:
-        for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("family_seed", self.family_seed, 0)
-        _check_positive_float("sigma", self.sigma, allow_zero=True)
-        _check_positive_float("ft_lr", self.ft_lr)
-        _check_choice("family", self.family, VARY_FAMILIES)
-        if not isinstance(self.authors_quirks, bool):
-            raise TypeError(f"authors_quirks must be True or False, got "
-                            f"{type(self.authors_quirks).__name__} {self.authors_quirks!r}")
         if self.k > self.d:
             raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
                              f"d={self.d}")
@@ -273,16 +474,13 @@ class PhaseConfig(ExperimentConfig):
         theorems describe, so a spurious local minimum should not count as a failure).
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    solver: str = "exact"
-    restarts: int = 3
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    solver: str = param("exact", "fit_lora_ml method", choices=SOLVERS)
+    restarts: int = param(3, "random starts per fit; the lowest objective is kept", minimum=1)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "restarts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -310,18 +508,17 @@ class RateConfig(ExperimentConfig):
         Fine-tuning sample sizes, increasing.
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 5000
-    sigma: float = 0.1
-    n_grid: tuple[int, ...] = field(default=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of retraining tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the fine-tuning adapter", minimum=1,
+                   note="<= d")
+    N: int = param(5000, "samples per retraining task", minimum=1)
+    sigma: float = param(0.1, "noise standard deviation", minimum=0, exclusive=True)
+    n_grid: tuple[int, ...] = param((20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+                                    "fine-tuning sample sizes (the x axis)", minimum=1,
+                                    increasing=True)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "N"):
-            _check_int(name, getattr(self, name), 1)
-        _check_positive_float("sigma", self.sigma)
-        _check_int_tuple("n_grid", self.n_grid, 1)
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -340,16 +537,13 @@ class LandscapeConfig(ExperimentConfig):
         ``fit_lora_ml`` method run from each start.
     """
 
-    d: int = 6
-    T: int = 2
-    k: int = 1
-    starts: int = 100
-    solver: str = "lbfgs"
+    d: int = param(6, "input and output dimension", minimum=1)
+    T: int = param(2, "number of tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    starts: int = param(100, "random starts per ground-truth family (per seed)", minimum=1)
+    solver: str = param("lbfgs", "fit_lora_ml method run from each start", choices=SOLVERS)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "starts"):
-            _check_int(name, getattr(self, name), 1)
-        _check_choice("solver", self.solver, ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 

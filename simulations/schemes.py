@@ -20,7 +20,7 @@ scheme-specific columns (``rank``, ``alpha``, ``beta``, ``harmful_gain``, ``task
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,8 @@ import pandas as pd
 from lowrank_theory.simulations.configs import (
     ExperimentConfig,
     Sweep,
-    _check_int,
     _check_int_tuple,
-    _check_positive_float,
+    param,
 )
 from lowrank_theory.simulations.runner import Experiment
 from lowrank_theory.simulations.streams import stream_seeds
@@ -97,30 +96,27 @@ class SchemesConfig(ExperimentConfig):
         expected cost of a random perturbation of that norm on a perfect fit.
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 1000
-    sigma: float = 0.1
-    n_grid: tuple[int, ...] = field(default=(12, 20, 50, 200, 1000))
-    population: bool = True
-    max_rank: int = 5
-    ft_steps: int = 1000
-    ft_lr: float = 0.005
-    subspace_steps: tuple[int, ...] = field(default=(0, 30, 100))
-    rho: float = 1.0
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of retraining tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets", minimum=1, note="<= d")
+    N: int = param(1000, "samples per retraining task", minimum=1)
+    sigma: float = param(0.1, "noise standard deviation", minimum=0, exclusive=True)
+    n_grid: tuple[int, ...] = param((12, 20, 50, 200, 1000), "fine-tuning sample sizes",
+                                    minimum=1, increasing=True, note="each > d")
+    population: bool = param(True, "also adapt on the population (rows with n = inf)")
+    max_rank: int = param(5, "each scheme runs at its cost of ranks 1 .. max_rank", minimum=1,
+                          note="<= d")
+    ft_steps: int = param(1000, "gradient steps of lora-gd", minimum=0)
+    ft_lr: float = param(0.005, "step size of every gradient-descent scheme", minimum=0,
+                         exclusive=True)
+    subspace_steps: tuple[int, ...] = param((0, 30, 100), "gradient steps after the "
+                                            "subspace-constrained start, one scheme each",
+                                            minimum=0, increasing=True)
+    rho: float = param(1.0, "norm of the post-fine-tuning perturbations", minimum=0,
+                       exclusive=True)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "N", "max_rank"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("ft_steps", self.ft_steps, 0)
-        _check_positive_float("sigma", self.sigma)
-        _check_positive_float("ft_lr", self.ft_lr)
-        _check_positive_float("rho", self.rho)
         _check_int_tuple("n_grid", self.n_grid, self.d + 1)
-        _check_int_tuple("subspace_steps", self.subspace_steps, 0)
-        if not isinstance(self.population, bool):
-            raise TypeError(f"population must be a bool, got {self.population!r}")
         if self.k > self.d or self.max_rank > self.d:
             raise ValueError(f"k and max_rank must be <= d; got k={self.k}, "
                              f"max_rank={self.max_rank}, d={self.d}")

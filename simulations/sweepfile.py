@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import tomllib
 import typing
@@ -40,8 +41,12 @@ from lowrank_theory.simulations.runner import Experiment
 
 __all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types"]
 
+#: Top-level keys of a neural sweep file only, by the config field they set.
+NEURAL_TOP_LEVEL: dict[str, str] = {"preset": "size", "steps_scale": "steps_scale",
+                                    "device": "device"}
 #: The keys a sweep file may hold at its top level.
-TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options")
+TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options",
+                                   *NEURAL_TOP_LEVEL.values())
 
 
 class SweepFileError(ValueError):
@@ -115,19 +120,33 @@ def _scalar(key: str, hint: Any, value: Any) -> Any:
 
 
 def _tuple_value(key: str, hint: Any, value: Any) -> tuple:
-    (item, _) = typing.get_args(hint)
+    args = typing.get_args(hint)
     if not isinstance(value, list):
         raise SweepFileError(f"{key} is a tuple field: write each value as a list, e.g. "
                              f"{key.split('.')[-1]} = [[1, 2, 3]], got {_describe(value)}")
-    return tuple(_scalar(f"{key}[{i}]", item, v) for i, v in enumerate(value))
+    if not (len(args) == 2 and args[1] is Ellipsis) and len(args) != len(value):
+        raise SweepFileError(f"{key} takes {len(args)} items, got {_describe(value)}")
+    items = [args[0] if args[-1] is Ellipsis else args[i] for i in range(len(value))]
+    return tuple(_tuple_value(f"{key}[{i}]", item, v) if typing.get_origin(item) is tuple
+                 else _scalar(f"{key}[{i}]", item, v)
+                 for i, (item, v) in enumerate(zip(items, value)))
+
+
+def _depth(hint: Any) -> int:
+    """How many lists deep one value of the field ``hint`` is written (0 for a scalar)."""
+    return 1 + _depth(typing.get_args(hint)[0]) if typing.get_origin(hint) is tuple else 0
+
+
+def _list_depth(value: Any) -> int:
+    return 1 + _list_depth(value[0]) if isinstance(value, list) and value else int(
+        isinstance(value, list))
 
 
 def _grid_values(key: str, hint: Any, value: Any) -> list[Any]:
     """The values a grid entry lists: one value, or a list of values, of type ``hint``."""
     is_tuple = typing.get_origin(hint) is tuple
     if is_tuple:
-        several = isinstance(value, list) and bool(value) and all(isinstance(v, list)
-                                                                  for v in value)
+        several = _list_depth(value) > _depth(hint)
         values = value if several else [value]
         parsed = [_tuple_value(f"{key}[{i}]" if several else key, hint, v)
                   for i, v in enumerate(values)]
@@ -146,32 +165,38 @@ def _grid_values(key: str, hint: Any, value: Any) -> list[Any]:
     return parsed
 
 
-def _owners(name: str, experiments: Mapping[str, Experiment]) -> list[str]:
-    return [e for e, exp in experiments.items()
-            if name in {f.name for f in dataclasses.fields(exp.config_type)}]
+def _owners(name: str, types: Mapping[str, type]) -> list[str]:
+    return [e for e, config_type in types.items()
+            if name in {f.name for f in dataclasses.fields(config_type)}]
 
 
-def _parse_grid(grid: Any, experiment: Experiment,
-                experiments: Mapping[str, Experiment]) -> tuple[ExperimentConfig, ...]:
-    config_type = experiment.config_type
+def _parse_grid(grid: Any, config_type: type[ExperimentConfig], name: str,
+                types: Mapping[str, type], base: ExperimentConfig | None = None,
+                ) -> tuple[ExperimentConfig, ...]:
+    """The configs of ``grid``: ``config_type(**point)``, or ``replace(base, **point)``."""
     if not isinstance(grid, dict):
         raise SweepFileError(f"grid must be a table ([grid]), got {_describe(grid)}")
-    types = field_types(config_type)
+    field_hints = field_types(config_type)
     axes: dict[str, list[Any]] = {}
-    for name, value in grid.items():
-        if name not in types:
-            owners = _owners(name, experiments)
-            hint = (f"; {name!r} is a field of experiment(s) {', '.join(owners)}, not of "
-                    f"{experiment.name!r}" if owners else "")
+    for key, value in grid.items():
+        if key not in field_hints:
+            owners = _owners(key, types)
+            hint = (f"; {key!r} is a field of experiment(s) {', '.join(owners)}, not of "
+                    f"{name!r}" if owners else "")
             raise SweepFileError(
-                f"grid.{name}: {config_type.__name__} (experiment {experiment.name!r}) has no "
-                f"field {name!r}{hint}. Its fields: {', '.join(types)}")
-        axes[name] = _grid_values(f"grid.{name}", types[name], value)
+                f"grid.{key}: {config_type.__name__} (experiment {name!r}) has no "
+                f"field {key!r}{hint}. Its fields: {', '.join(field_hints)}")
+        if key in NEURAL_TOP_LEVEL and base is not None:
+            raise SweepFileError(f"grid.{key}: set it with the top-level key "
+                                 f"{NEURAL_TOP_LEVEL[key]} = ..., which also scales the "
+                                 "preset's step budgets")
+        axes[key] = _grid_values(f"grid.{key}", field_hints[key], value)
     configs = []
     for point in itertools.product(*axes.values()):
         values = dict(zip(axes, point))
         try:
-            configs.append(config_type(**values))
+            configs.append(config_type(**values) if base is None
+                           else dataclasses.replace(base, **values))
         except (TypeError, ValueError) as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
             raise SweepFileError(f"grid point {where}: {exc}") from None
@@ -193,6 +218,77 @@ def _parse_seeds(seeds: Any) -> tuple[int, ...]:
                          f"non-empty list (seeds = [0, 5]), got {_describe(seeds)}")
 
 
+def _config_types(experiments: Mapping[str, Experiment], neural: bool) -> dict[str, type]:
+    types = {name: exp.config_type for name, exp in experiments.items()}
+    if neural:
+        from lowrank_theory.simulations.neural.configs import CONFIG_TYPES
+
+        types.update(CONFIG_TYPES)
+    return types
+
+
+def _neural_experiment(name: str) -> Experiment:
+    """The runner experiment of the neural experiment ``name`` (imports torch)."""
+    try:
+        from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
+    except ImportError as exc:
+        raise SweepFileError(f"experiment {name!r} needs torch ({exc}); install it with "
+                             "pip install 'lowrank-theory[torch]' (make install-torch in a "
+                             "clone)") from None
+    return EXPERIMENTS[name]
+
+
+def _parse_neural(data: Mapping[str, Any], name: str, types: Mapping[str, type]
+                  ) -> tuple[Experiment, Sweep, dict[str, Any]]:
+    """The experiment, sweep and options of a neural sweep file (see the module notes)."""
+    from lowrank_theory.simulations.neural.configs import (
+        PRESETS,
+        preset_base,
+        preset_sweep,
+        unit_configs,
+    )
+
+    size = data.get("size", "cpu")
+    if size not in PRESETS:
+        raise SweepFileError(f"size must be one of {', '.join(map(repr, PRESETS))}, got "
+                             f"{_describe(size)}")
+    scale = _scalar("steps_scale", float, data.get("steps_scale", 1.0))
+    if not (math.isfinite(scale) and scale > 0):
+        raise SweepFileError(f"steps_scale must be a finite number > 0, got {scale}")
+    base = preset_base(name, size, scale)
+    configs = unit_configs(name, _parse_grid(data.get("grid", {}), type(base), name, types,
+                                             base=base))
+    seeds = (_parse_seeds(data["seeds"]) if "seeds" in data
+             else preset_sweep(name, size, scale).seeds)
+    options = dict(_options(data))
+    if "device" in data:
+        options["device"] = _scalar("device", str, data["device"])
+    experiment = _neural_experiment(name)
+    _check_options(options, experiment, name)
+    return experiment, _sweep(configs, seeds), options
+
+
+def _options(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise SweepFileError(f"options must be a table ([options]), got {_describe(options)}")
+    return options
+
+
+def _check_options(options: Mapping[str, Any], experiment: Experiment, name: str) -> None:
+    bad = [k for k in options if k not in experiment.options]
+    if bad:
+        raise SweepFileError(f"options.{bad[0]}: experiment {name!r} accepts "
+                             f"{', '.join(experiment.options) or 'no options'}")
+
+
+def _sweep(configs: tuple[ExperimentConfig, ...], seeds: tuple[int, ...]) -> Sweep:
+    try:
+        return Sweep(configs, seeds)
+    except (TypeError, ValueError) as exc:
+        raise SweepFileError(str(exc)) from None
+
+
 def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] | None = None,
                 *, source: str = "<sweep>") -> SweepFile:
     """Validate the contents of a sweep file and build its sweep.
@@ -200,9 +296,13 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     Parameters
     ----------
     data : mapping
-        The parsed TOML (``experiment``, ``seeds``, ``grid`` and optional ``options``).
+        The parsed TOML (``experiment``, ``seeds``, ``grid`` and optional ``options``; for a
+        neural experiment also ``size``, ``steps_scale`` and ``device``, and ``seeds`` is
+        optional).
     experiments : mapping of str to Experiment, optional
-        The experiments a file may name; default :data:`lowrank_theory.simulations.experiments.EXPERIMENTS`.
+        The experiments a file may name; default: those of
+        :data:`lowrank_theory.simulations.experiments.EXPERIMENTS` and the neural experiments
+        ``shallow``, ``vision`` and ``language``.
     source : str
         Where ``data`` came from, for messages.
 
@@ -225,6 +325,7 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     Traceback (most recent call last):
     lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr, family, family_seed, authors_quirks
     """
+    neural = experiments is None
     if experiments is None:
         from lowrank_theory.simulations.experiments import EXPERIMENTS as experiments
     try:
@@ -232,27 +333,28 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
         if unknown:
             raise SweepFileError(f"unknown key(s) {', '.join(unknown)}; a sweep file holds "
                                  f"{', '.join(TOP_LEVEL_KEYS)}")
-        for key in ("experiment", "seeds"):
-            if key not in data:
-                raise SweepFileError(f"missing {key!r}")
+        if "experiment" not in data:
+            raise SweepFileError("missing 'experiment'")
         name = data["experiment"]
-        if name not in experiments:
-            raise SweepFileError(f"experiment must be one of {', '.join(experiments)}, got "
+        types = _config_types(experiments, neural)
+        if not isinstance(name, str) or name not in types:
+            raise SweepFileError(f"experiment must be one of {', '.join(types)}, got "
                                  f"{name!r}")
+        if name not in experiments:
+            experiment, sweep, options = _parse_neural(data, name, types)
+            return SweepFile(experiment, sweep, options, source)
+        misplaced = [k for k in NEURAL_TOP_LEVEL.values() if k in data]
+        if misplaced:
+            raise SweepFileError(f"{', '.join(misplaced)}: only the neural experiments "
+                                 f"(shallow, vision, language) take these keys")
+        if "seeds" not in data:
+            raise SweepFileError("missing 'seeds'")
         experiment = experiments[name]
-        configs = _parse_grid(data.get("grid", {}), experiment, experiments)
+        configs = _parse_grid(data.get("grid", {}), experiment.config_type, name, types)
         seeds = _parse_seeds(data["seeds"])
-        options = data.get("options", {})
-        if not isinstance(options, dict):
-            raise SweepFileError(f"options must be a table ([options]), got {_describe(options)}")
-        bad = [k for k in options if k not in experiment.options]
-        if bad:
-            raise SweepFileError(f"options.{bad[0]}: experiment {name!r} accepts "
-                                 f"{', '.join(experiment.options) or 'no options'}")
-        try:
-            sweep = Sweep(configs, seeds)
-        except (TypeError, ValueError) as exc:
-            raise SweepFileError(str(exc)) from None
+        options = _options(data)
+        _check_options(options, experiment, name)
+        sweep = _sweep(configs, seeds)
     except SweepFileError as exc:
         raise SweepFileError(f"{source}: {exc}") from None
     return SweepFile(experiment, sweep, dict(options), source)

@@ -26,7 +26,7 @@ def table():
 def test_config_is_validated():
     with pytest.raises(ValueError, match="n_grid"):
         SchemesConfig(d=10, n_grid=(10, 50))  # the noise estimate needs n > d
-    with pytest.raises(TypeError, match="population must be a bool"):
+    with pytest.raises(TypeError, match="population must be True or False"):
         SchemesConfig(population=1)
     with pytest.raises(ValueError, match="max_rank must be <= d"):
         SchemesConfig(d=4, max_rank=5, n_grid=(10,))
