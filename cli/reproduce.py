@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shlex
 import sys
 import time
 import warnings
@@ -25,10 +27,57 @@ from lowrank_theory.cli._args import (
     selected_seeds,
 )
 
-__all__ = ["DEFAULT_OUT", "add_parser", "reproduce"]
+__all__ = ["DEFAULT_OUT", "add_parser", "add_figure_options", "reproduce"]
 
 #: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>``.
 DEFAULT_OUT = Path("results")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    # The figures (and matplotlib) are imported only when the option is given.
+    from lowrank_theory.figures.make import check_formats
+
+    try:
+        return check_formats(part.strip() for part in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--format: {exc}") from None
+
+
+def _dpi(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dpi must be a number > 0, got {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"--dpi must be a number > 0, got {text}")
+    return value
+
+
+def add_figure_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--format``, ``--dpi``, ``--style`` and ``--band``, shared with ``python -m figures``."""
+    parser.add_argument("--format", dest="formats", type=_formats, default=("png", "pdf"),
+                        metavar="FMT[,FMT]",
+                        help="figure formats among png, pdf, svg (default: png,pdf)")
+    parser.add_argument("--dpi", type=_dpi, default=None, metavar="N",
+                        help="resolution of PNG figures (default: 150)")
+    parser.add_argument("--style", type=Path, default=None, metavar="FILE.mplstyle",
+                        help="a matplotlib style file applied over the house style")
+    parser.add_argument("--band", choices=("ci95", "minmax"), default="ci95",
+                        help="band around means over seeds: ci95, the 95%% t-interval of the "
+                             "mean (of log y on log axes; default), or minmax")
+
+
+def _style_error(args: argparse.Namespace) -> str | None:
+    """A bad --style file, found before any computation."""
+    if getattr(args, "style", None) is None:
+        return None
+    from lowrank_theory.figures.style import load_style
+
+    try:
+        load_style(args.style)
+    except ValueError as exc:
+        return f"--style: {exc}"
+    return None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -68,6 +117,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "LocalCluster of --jobs workers")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="write the tables only")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="FIELD=V1,V2",
+                        help="sweep a config field over these values instead of the size's "
+                             "configs (repeatable; with one --only experiment, or on top of "
+                             "--config's grid), e.g. --only vary --set sigma=0.01,0.1,1 --set "
+                             "T=3; checked like a sweep file (lowrank-theory describe lists "
+                             "the fields)")
+    add_figure_options(parser)
     parser.add_argument("--publish", action="store_true",
                         help="also copy the README's PNGs into figures/generated/")
     parser.add_argument("--json", action="store_true",
@@ -93,7 +150,12 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--only does not apply to --config (the file names its experiment)"
     if args.config is not None and args.publish:
         return "--publish copies the paper's figures; it does not apply to --config"
-    return None
+    if args.overrides and args.config is None and len(args.only or ()) != 1:
+        return ("--set sweeps the fields of one experiment: name it with --only NAME (or give "
+                "--config FILE)")
+    if args.overrides and args.publish:
+        return "--publish copies the paper's figures; it does not apply to --set"
+    return _style_error(args)
 
 
 def reproduce(args: argparse.Namespace) -> int:
@@ -117,18 +179,41 @@ def reproduce(args: argparse.Namespace) -> int:
     )
 
     seeds = selected_seeds(args)
-    if args.config is not None:
-        from lowrank_theory.simulations.sweepfile import SweepFileError, load_sweep_file
+    from lowrank_theory.simulations.sweepfile import (
+        SweepFileError,
+        load_sweep_file,
+        parse_overrides,
+        parse_sweep,
+    )
 
+    try:
+        overrides = parse_overrides(args.overrides)
+    except SweepFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.config is not None:
         try:
-            spec = load_sweep_file(args.config)
+            spec = load_sweep_file(args.config, overrides=overrides)
         except SweepFileError as exc:
             print(f"error: --config {exc}", file=sys.stderr)
             return 2
         sweep = spec.sweep if seeds is None else dataclasses.replace(spec.sweep, seeds=seeds)
-        jobs = [(spec.experiment, sweep, spec.options)]
+        jobs = [(spec.experiment, sweep, _neural_options(spec, args.jobs))]
         out = args.out if args.out is not None else DEFAULT_OUT / args.config.stem
         what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
+    elif overrides:
+        (name,) = args.only
+        data = {"experiment": name, "grid": overrides,
+                "seeds": list(seeds or EXPERIMENTS[name].sweep(args.size).seeds)}
+        try:
+            spec = parse_sweep(data, source="--set")
+        except SweepFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        jobs = [(spec.experiment, spec.sweep, None)]
+        out = args.out if args.out is not None else DEFAULT_OUT
+        what = (f"--only {name} --set {' '.join(args.overrides)}: "
+                f"{len(spec.sweep.configs)} configs")
     else:
         names = args.only or list(EXPERIMENTS)
         jobs = []
@@ -173,17 +258,53 @@ def _run(args: argparse.Namespace, out: Path, jobs: list, what: str) -> dict[str
                 print(result.summary(), flush=True)
     if args.figures:
         from lowrank_theory.figures import make_figures, publish
+        from lowrank_theory.figures.facets import FigureWarning
 
-        paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs])
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FigureWarning)
+            warnings.showwarning = _print_warning  # restored by catch_warnings
+            paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs],
+                                 formats=args.formats, dpi=args.dpi, style=args.style,
+                                 band=args.band)
         report["figures"] = [str(p) for p in paths]
         if text:
-            print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
-                  f"{out / 'figures'}")
+            print(f"figures: {len({p.stem for p in paths})} figures "
+                  f"({', '.join(f.upper() for f in args.formats)}) -> {out / 'figures'}")
         if args.publish:
             copied = publish(paths)
             report["published"] = [str(p) for p in copied]
             if copied and text:
                 print(f"published {len(copied)} PNGs -> {copied[0].parent}")
+    from lowrank_theory.figures.report import write_report
+
+    page = write_report(out, [e.name for e, _, _ in jobs], _command(args), band=args.band)
+    report["report"] = str(page)
+    if text:
+        print(f"report: {page}")
     report["seconds"] = time.perf_counter() - start
     _progress(f"done in {report['seconds']:.1f} s")
     return report
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line of this run, as the report shows it."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    return shlex.join(["lowrank-theory", *argv])
+
+
+def _neural_options(spec: Any, jobs: int) -> dict[str, Any]:
+    """A sweep file's options, plus the torch threads of each worker for a neural experiment.
+
+    Each of ``jobs`` worker processes gets an equal share of the CPUs (as ``lowrank-theory
+    neural`` does), unless the file's ``[options]`` set ``threads``.
+    """
+    options = dict(spec.options)
+    if "threads" in spec.experiment.options and "threads" not in options:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - no affinity call on macOS and Windows
+            cpus = os.cpu_count() or 1
+        options["threads"] = max(1, cpus // jobs)
+    return options or None

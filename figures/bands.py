@@ -74,23 +74,32 @@ def band_stats(rows: pd.DataFrame, x: str | list[str], y: str, band: str = DEFAU
     from scipy import stats
 
     check_band(band)
+    if not isinstance(x, str):
+        key = pd.MultiIndex.from_frame(rows[list(x)])
+        codes, uniques = pd.factorize(key, sort=True)
+        index = pd.MultiIndex.from_tuples(list(uniques), names=list(x))
+    else:
+        codes, uniques = pd.factorize(rows[x], sort=True)
+        index = pd.Index(uniques, name=x)
+    values = rows[y].to_numpy(dtype=float)
+    count = np.bincount(codes, minlength=len(index))
     if band == "minmax":
-        out = rows.groupby(x, sort=True)[y].agg(["mean", "count", "min", "max"])
-        return pd.DataFrame({"mean": out["mean"], "low": out["min"], "high": out["max"],
-                             "count": out["count"].astype(int)})
-    values = rows[y].astype(float)
-    if log:
-        values = np.log(np.maximum(values, floor))
-    out = values.groupby([rows[c] for c in ([x] if isinstance(x, str) else x)],
-                         sort=True).agg(["mean", "std", "count"])
-    m = out["count"].to_numpy()
-    t = np.where(m > 1, stats.t.ppf(0.975, np.maximum(m - 1, 1)), 0.0)
-    half = t * out["std"].fillna(0.0).to_numpy() / np.sqrt(m)
-    mean, low, high = out["mean"], out["mean"] - half, out["mean"] + half
-    if log:
-        mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
-    return pd.DataFrame({"mean": mean, "low": low, "high": high,
-                         "count": out["count"].astype(int)})
+        low, high = np.full(len(index), np.inf), np.full(len(index), -np.inf)
+        np.minimum.at(low, codes, values)
+        np.maximum.at(high, codes, values)
+        mean = np.bincount(codes, values, len(index)) / count
+    else:
+        if log:
+            values = np.log(np.maximum(values, floor))
+        mean = np.bincount(codes, values, len(index)) / count
+        squares = np.bincount(codes, (values - mean[codes]) ** 2, len(index))
+        std = np.sqrt(squares / np.maximum(count - 1, 1))
+        t = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)), 0.0)
+        half = t * std / np.sqrt(count)
+        low, high = mean - half, mean + half
+        if log:
+            mean, low, high = np.exp(mean), np.exp(low), np.exp(high)
+    return pd.DataFrame({"mean": mean, "low": low, "high": high, "count": count}, index=index)
 
 
 def band_caption(band: str, seeds: int, *, log: bool = False) -> str:

@@ -13,9 +13,9 @@ field that the native columns determine (the vary set's ``ft_steps``, fixed per 
 channel. Past :data:`MAX_FACETS` blocks the figure is skipped (:class:`FigureSkipped`, naming the
 figure and the fields); the tables are written anyway.
 
-So no drawn curve, bar, cell or histogram pools rows of two configs; each drawing function
-records the ``config_hash`` of the rows behind every data artist as the artist's ``gid``
-(:func:`tag`), which the tests read back.
+So no drawn point of a curve, bar, cell or histogram pools rows of two configs; each drawing
+function records the ``config_hash`` of the rows behind every data artist as the artist's
+``gid`` (:func:`tag`), which the tests read back.
 """
 
 from __future__ import annotations
@@ -133,8 +133,12 @@ def facet_keys(table: pd.DataFrame, native: Sequence[str], experiment: str | Non
     ['sigma']
     """
     native = [c for c in native if c in table.columns]
-    keys = [f for f in config_fields(table, experiment) if f not in native
-            and _varies_within(table, native, f)]
+    fields = [f for f in config_fields(table, experiment) if f not in native]
+    if native:
+        counts = table.groupby(native, dropna=False)[fields].nunique(dropna=False).max()
+    else:
+        counts = table[fields].nunique(dropna=False)
+    keys = [f for f in fields if counts.get(f, 0) > 1]
     if _varies_within(table, native + keys, "config_hash"):
         keys.append("config_hash")
     return keys
@@ -193,10 +197,30 @@ def facet_groups(table: pd.DataFrame, native: Sequence[str], *, name: str = "fig
     return groups
 
 
-def tag(artist: Any, rows: pd.DataFrame) -> Any:
-    """Record the configs behind ``artist`` as its ``gid`` (``"hash1+hash2"`` if several)."""
-    if "config_hash" in rows.columns:
-        artist.set_gid("+".join(sorted(map(str, rows["config_hash"].unique()))))
+def tag(artist: Any, rows: pd.DataFrame, x: str | None = None) -> Any:
+    """Record the configs behind ``artist`` as its ``gid``; return the artist.
+
+    The ``gid`` is the sorted ``config_hash`` values of ``rows`` joined by ``+``: two of them
+    mean the artist pools two configs. When ``x`` (a config field drawn as the x axis) is
+    given, each point has its own configs, joined by ``|`` in the order of ``x``: a line may
+    join configs along its x axis, but no point may pool two.
+
+    Examples
+    --------
+    >>> import matplotlib.lines
+    >>> rows = pd.DataFrame({"config_hash": ["a", "b", "b"], "d": [5, 15, 15]})
+    >>> tag(matplotlib.lines.Line2D([], []), rows, x="d").get_gid()
+    'a|b'
+    >>> tag(matplotlib.lines.Line2D([], []), rows).get_gid()
+    'a+b'
+    """
+    if "config_hash" not in rows.columns:
+        return artist
+    configs = "+".join(sorted(map(str, rows["config_hash"].unique())))
+    if x is not None and "+" in configs:
+        configs = "|".join("+".join(sorted(map(str, group.unique())))
+                           for _, group in rows.groupby(x, sort=True)["config_hash"])
+    artist.set_gid(configs)
     return artist
 
 
@@ -235,27 +259,28 @@ def faceted(draw: Callable[..., Any], table: pd.DataFrame, native: Sequence[str]
         Past ``limit`` facets.
     """
     import matplotlib.pyplot as plt
-    from lowrank_theory.figures.style import house_style
+    from lowrank_theory.figures.style import ProbedSize, SizeProbe, house_style
 
     groups = facet_groups(table, native, name=name, experiment=experiment, limit=limit)
     if len(groups) == 1:
         return draw(table, **kwargs)
     with house_style():
-        # The blocks' width decides how many fit side by side: draw the first into a
-        # throw-away figure to learn it (drawing without rendering takes milliseconds).
+        # The blocks' width decides how many fit side by side: ask the first for its size.
         keys = tuple(groups[0][0])
-        probe = plt.figure()
-        block = probe.subfigures(1, 1)
-        block.facet_keys = keys
-        width, _ = _requested(draw(groups[0][1], fig=block, **kwargs))
-        plt.close(probe)
+        probe = SizeProbe()
+        probe.facet_keys = keys
+        try:
+            draw(groups[0][1], fig=probe, **kwargs)
+            width = 6.4
+        except ProbedSize as asked:
+            width = asked.size[0]
         ncols = max(1, min(len(groups), int(MAX_WIDTH // width)))
         nrows = -(-len(groups) // ncols)
         fig = plt.figure(layout="constrained")
         grid = fig.subfigures(nrows, ncols, squeeze=False)
         titles, entries = [], {}
         for block, (values, rows) in zip(grid.flat, groups):
-            block.facet_keys = keys
+            block.facet_keys, block.facet_values = keys, values
             draw(rows, fig=block, **kwargs)
             if block._suptitle is not None:
                 titles.append(block._suptitle.get_text())

@@ -56,6 +56,7 @@ __all__ = [
     "make_figures",
     "publish",
     "check_formats",
+    "figures_markdown",
 ]
 
 
@@ -423,7 +424,11 @@ def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = Non
                  "options": options}
         for spec in FIGURES[name]:
             paths = [out / f"{spec.stem}.{fmt}" for fmt in formats]
-            if not force and _up_to_date(drawn.get(spec.stem), state, paths):
+            record = drawn.get(spec.stem)
+            if not force and isinstance(record, dict) and record.get("not_drawn"):
+                if _up_to_date(record, state, []):
+                    continue  # the same table had nothing for it, or too many facets
+            elif not force and _up_to_date(record, state, paths):
                 written += paths
                 continue
             table = load_table(source) if table is None else table
@@ -436,6 +441,8 @@ def make_figures(results: str | os.PathLike, out: str | os.PathLike | None = Non
                     _remove(out / f"{spec.stem}.{fmt}" for fmt in ALL_FORMATS)
                     if not isinstance(exc, NothingToDraw):
                         warnings.warn(str(exc), FigureWarning, stacklevel=2)
+                    drawn[spec.stem] = {**state, "not_drawn": str(exc), "files": {}}
+                    _write_manifest(manifest_path, drawn)
                     continue
                 paths = save_figure(fig, out, spec.stem, formats, dpi=dpi)
             drawn[spec.stem] = {**state, "files": {p.name: _digest(p.read_bytes()) for p in paths}}
@@ -458,3 +465,34 @@ def publish(paths: Iterable[Path], directory: str | os.PathLike = GENERATED_DIR,
         if path.suffix == ".png" and path.stem in names:
             copied.append(Path(shutil.copy2(path, directory / path.name)))
     return copied
+
+
+def figures_markdown() -> str:
+    """The text of ``docs/figures.md``: every figure, what it shows and the claim it supports."""
+    out = [
+        "# Figures",
+        "",
+        "<!-- Generated from lowrank_theory.figures.make.FIGURES by `make docs` "
+        "(lowrank-theory describe --docs docs); do not edit: tests/test_docs_generated.py "
+        "fails when it is out of date. -->",
+        "",
+        "`lowrank-theory reproduce` draws these from each experiment's table into "
+        "`OUT/figures/STEM.png` and `.pdf` (`--format png,pdf,svg`, `--dpi`, `--style "
+        "FILE.mplstyle`), and `OUT/report.html` shows them with their captions and claims; "
+        "`python -m lowrank_theory.figures OUT` redraws them from the tables alone, and "
+        "`lowrank_theory.figures.draw(table, STEM)` draws one from a DataFrame.",
+        "",
+        "Every figure is true to its table's grid: a swept config field that a figure does not "
+        "draw itself (as its x axis, its panels or its curves) becomes a facet, a block of the "
+        "figure titled with the field's value; past 8 facets the figure is skipped with a "
+        "message naming it, and a figure the table has no data for is not drawn "
+        "(lowrank_theory.figures.facets). Bands are the 95% t-interval of the mean over seeds "
+        "(of log y, around the geometric mean, on log axes), or min-max with `--band minmax`; "
+        "each figure's title names its band.",
+        "",
+    ]
+    for experiment, specs in FIGURES.items():
+        out += [f"## Table `{experiment}`", ""]
+        out += [f"- `{spec.stem}`: {spec.caption} *Claim:* {spec.claim}" for spec in specs]
+        out.append("")
+    return "\n".join(out)

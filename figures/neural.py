@@ -135,7 +135,7 @@ def _draw_shallow(table: pd.DataFrame, *, value: str, defaults: dict, band: str,
                         markerfacecolor="white" if hollow else style["color"],
                     )
                     for artist in bars.get_children():
-                        tag(artist, rows)
+                        tag(artist, rows, x=axis)
             ax.set_xlabel(f"{label[axis]} ({other} = {centre[other]})")
             ax.set_xticks(sorted(part[axis].unique()))
             ax.set_yscale("log")

@@ -113,11 +113,11 @@ def draw_band(ax, rows: pd.DataFrame, x: str, y: str, label: str, style: Mapping
     (line,) = ax.plot(stats.index, np.maximum(stats["mean"], floor), color=style["color"],
                       linestyle=style["linestyle"], marker=style["marker"] if markers else None,
                       markersize=4, label=label)
-    tag(line, rows)
+    tag(line, rows, x)
     if (stats["count"] > 1).any():
         tag(ax.fill_between(stats.index, np.maximum(stats["low"], floor),
                             np.maximum(stats["high"], floor), color=style["color"],
-                            alpha=alpha, linewidth=0), rows)
+                            alpha=alpha, linewidth=0), rows, x)
     return stats
 
 

@@ -131,7 +131,7 @@ def _dodged(ax, rows: pd.DataFrame, x: str, label: str, slot: int, slots: int, b
     for artist in (*bars.lines[1], *bars.lines[2]):
         artist.set_alpha(0.5)  # the intervals stay readable behind the means
     for artist in bars.get_children():
-        tag(artist, rows)
+        tag(artist, rows, x)
 
 
 def crossing_lines(summary: pd.DataFrame, schemes: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -78,6 +79,9 @@ RC_PARAMS: dict[str, object] = {
     "text.usetex": False,
     "mathtext.fontset": "dejavusans",
     "pdf.fonttype": 42,
+    # SVG keeps its text as text (editable, searchable) rather than paths.
+    "svg.fonttype": "none",
+    "svg.hashsalt": "lowrank-theory",  # fixed ids: the same table gives the same SVG bytes
 }
 
 #: Formats every figure is written in unless told otherwise.
@@ -108,15 +112,25 @@ def load_style(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"style file {path} does not exist (give a .mplstyle file)")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    # matplotlib reports a bad line on its logger (and skips it): collect those reports.
+    bad: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: bad.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("matplotlib")
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             params = matplotlib.rc_params_from_file(path, use_default_template=False)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"style file {path} cannot be read: {exc}") from None
-    bad = [str(w.message) for w in caught]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"style file {path} cannot be read: {exc}") from None
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    bad += [str(w.message) for w in caught]
     if bad:
-        raise ValueError(f"style file {path}: {bad[0].strip()}")
+        raise ValueError(f"style file {path}: {bad[0].strip().splitlines()[0]}")
     return dict(params)
 
 
@@ -145,16 +159,37 @@ def house_style() -> Iterator[None]:
         yield
 
 
+class SizeProbe:
+    """Passed as ``fig`` to a drawing function, it stops the drawing at :func:`canvas`.
+
+    :func:`lowrank_theory.figures.facets.faceted` learns a block's size this way before it lays
+    the blocks out, without drawing one twice.
+    """
+
+    facet_keys: tuple[str, ...] = ()
+
+
+class ProbedSize(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by :func:`canvas` with the size a drawing function asked for."""
+
+    def __init__(self, size: tuple[float, float]):
+        super().__init__(size)
+        self.size = size
+
+
 def canvas(fig, size: tuple[float, float]):
     """The figure to draw into: a new one of ``size`` inches, or ``fig`` (a subfigure).
 
     A subfigure records ``size`` as ``fig.requested_size``, for the figure that holds it
-    (:func:`lowrank_theory.figures.facets.faceted`).
+    (:func:`lowrank_theory.figures.facets.faceted`); a :class:`SizeProbe` raises
+    :class:`ProbedSize` with it.
     """
     import matplotlib.pyplot as plt
 
     if fig is None:
         return plt.figure(figsize=size, layout="constrained")
+    if isinstance(fig, SizeProbe):
+        raise ProbedSize(size)
     fig.requested_size = size
     return fig
 

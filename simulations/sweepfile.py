@@ -31,7 +31,7 @@ import math
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from typing import Any
 from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
 from lowrank_theory.simulations.runner import Experiment
 
-__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types"]
+__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "parse_overrides",
+           "field_types"]
 
 #: Top-level keys of a neural sweep file only, by the config field they set.
 NEURAL_TOP_LEVEL: dict[str, str] = {"preset": "size", "steps_scale": "steps_scale",
@@ -360,12 +361,73 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     return SweepFile(experiment, sweep, dict(options), source)
 
 
+def _override_values(field: str, text: str) -> list[Any]:
+    """The values of one ``--set FIELD=VALUES``: TOML values separated by commas.
+
+    A bare word is a string (``family=per-seed``); a tuple field's value is written in
+    brackets (``n_grid=[20,50],[100,200]``).
+    """
+    try:
+        return tomllib.loads(f"v = [{text}]")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            values.append(tomllib.loads(f"v = {part}")["v"])
+        except tomllib.TOMLDecodeError:
+            if not part or any(c in part for c in "[]{}\"'="):
+                raise SweepFileError(f"--set {field}={text}: cannot read {part!r} as a value; "
+                                     "write numbers, true/false, words, or [a, b] for a "
+                                     "tuple field") from None
+            values.append(part)
+    return values
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, list[Any]]:
+    """Grid entries from ``--set FIELD=V1,V2`` items (Hydra's multirun overrides).
+
+    Each item sets one field to the comma-separated values (TOML syntax; a bare word is a
+    string). The result is a sweep file's ``[grid]`` table, validated with it by
+    :func:`parse_sweep`.
+
+    Raises
+    ------
+    SweepFileError
+        If an item is not ``FIELD=VALUES``, names a field twice, or has a value that cannot be
+        read.
+
+    Examples
+    --------
+    >>> parse_overrides(["sigma=0.01,0.1,1", "T=3", "family=per-seed"])
+    {'sigma': [0.01, 0.1, 1], 'T': [3], 'family': ['per-seed']}
+    >>> parse_overrides(["n_grid=[20, 50],[100]"])
+    {'n_grid': [[20, 50], [100]]}
+    """
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        field_name, sep, text = item.partition("=")
+        field_name = field_name.strip()
+        if not sep or not field_name.isidentifier() or not text.strip():
+            raise SweepFileError(f"--set {item!r}: write FIELD=VALUE or FIELD=V1,V2,... "
+                                 "(e.g. --set sigma=0.01,0.1,1)")
+        if field_name in grid:
+            raise SweepFileError(f"--set {field_name}: the field is set twice; give all its "
+                                 f"values in one --set {field_name}=V1,V2")
+        grid[field_name] = _override_values(field_name, text)
+    return grid
+
+
 def load_sweep_file(path: str | os.PathLike,
-                    experiments: Mapping[str, Experiment] | None = None) -> SweepFile:
+                    experiments: Mapping[str, Experiment] | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> SweepFile:
     """Read and validate the sweep file at ``path`` (see the module notes for its format).
 
     Nothing is written: run the result with ``run_experiment(spec.experiment, out,
     sweep=spec.sweep, options=spec.options)``, or with ``lowrank-theory reproduce --config``.
+    ``overrides`` (grid entries, e.g. from :func:`parse_overrides`) replace or extend the
+    file's ``[grid]``.
 
     Raises
     ------
@@ -379,4 +441,7 @@ def load_sweep_file(path: str | os.PathLike,
         raise SweepFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SweepFileError(f"{path}: not valid TOML ({exc})") from None
-    return parse_sweep(data, experiments, source=str(path))
+    if overrides:
+        grid = data.get("grid", {})
+        data["grid"] = {**grid, **overrides} if isinstance(grid, dict) else grid
+    return parse_sweep(data, experiments, source=str(path) + (" with --set" if overrides else ""))
