@@ -212,7 +212,7 @@ def reproduce(args: argparse.Namespace) -> int:
             return 2
         jobs = [(spec.experiment, spec.sweep, None)]
         out = args.out if args.out is not None else DEFAULT_OUT
-        what = (f"--only {name} --set {' '.join(args.overrides)}: "
+        what = (f"--only {name} {' '.join('--set ' + item for item in args.overrides)}: "
                 f"{len(spec.sweep.configs)} configs")
     else:
         names = args.only or list(EXPERIMENTS)

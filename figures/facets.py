@@ -45,7 +45,7 @@ __all__ = [
 #: Most facet blocks a figure draws; past it the figure is skipped with a message.
 MAX_FACETS = 8
 #: Widest figure (inches) that facets are laid side by side in; further blocks start a new row.
-MAX_WIDTH = 16.0
+MAX_WIDTH = 17.0
 
 
 class FigureSkipped(Exception):
@@ -289,7 +289,9 @@ def faceted(draw: Callable[..., Any], table: pd.DataFrame, native: Sequence[str]
                     entries.setdefault(text.get_text(), handle)
                 legend.remove()
             block.suptitle(facet_label(values), fontweight="bold")
-        sizes = np.array([_requested(b) if b.axes else (0.0, 0.0) for b in grid.flat]
+        for spare in grid.flat[len(groups):]:  # the last row's empty places
+            fig.subfigs.remove(spare)
+        sizes = np.array([_requested(b) for b in grid.flat[:len(groups)]]
                          + [(0.0, 0.0)] * (grid.size - len(groups))).reshape(nrows, ncols, 2)
         heights, widths = sizes[..., 1].max(axis=1), sizes[..., 0].max(axis=0)
         gridspec = grid[0, 0]._subplotspec.get_gridspec()
