@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "write_docs"]
+__all__ = ["DOCS", "add_parser", "generated_docs", "write_docs", "describe_command"]
 
 #: The generated documents, by file name.
 DOCS = ("sweeps.md", "figures.md")

@@ -26,45 +26,12 @@ from lowrank_theory.cli._args import (
     int_at_least,
     selected_seeds,
 )
+from lowrank_theory.figures.options import add_figure_options
 
-__all__ = ["DEFAULT_OUT", "add_parser", "add_figure_options", "reproduce"]
+__all__ = ["DEFAULT_OUT", "add_parser", "reproduce"]
 
 #: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>``.
 DEFAULT_OUT = Path("results")
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    # The figures (and matplotlib) are imported only when the option is given.
-    from lowrank_theory.figures.make import check_formats
-
-    try:
-        return check_formats(part.strip() for part in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--format: {exc}") from None
-
-
-def _dpi(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--dpi must be a number > 0, got {text!r}") from None
-    if not (0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"--dpi must be a number > 0, got {text}")
-    return value
-
-
-def add_figure_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--format``, ``--dpi``, ``--style`` and ``--band``, shared with ``python -m figures``."""
-    parser.add_argument("--format", dest="formats", type=_formats, default=("png", "pdf"),
-                        metavar="FMT[,FMT]",
-                        help="figure formats among png, pdf, svg (default: png,pdf)")
-    parser.add_argument("--dpi", type=_dpi, default=None, metavar="N",
-                        help="resolution of PNG figures (default: 150)")
-    parser.add_argument("--style", type=Path, default=None, metavar="FILE.mplstyle",
-                        help="a matplotlib style file applied over the house style")
-    parser.add_argument("--band", choices=("ci95", "minmax"), default="ci95",
-                        help="band around means over seeds: ci95, the 95%% t-interval of the "
-                             "mean (of log y on log axes; default), or minmax")
 
 
 def _style_error(args: argparse.Namespace) -> str | None:

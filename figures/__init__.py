@@ -8,7 +8,18 @@ colours, no LaTeX) lives in :mod:`lowrank_theory.figures.style`; the rule that k
 true to its grid in :mod:`lowrank_theory.figures.facets`.
 """
 
-from lowrank_theory.figures.io import load_results
-from lowrank_theory.figures.make import FIGURES, draw, make_figures, publish
-
 __all__ = ["FIGURES", "draw", "load_results", "make_figures", "publish"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that the command line can import a light submodule
+    # (figures.options) without matplotlib and the drawing code.
+    if name == "load_results":
+        from lowrank_theory.figures.io import load_results
+
+        return load_results
+    if name in __all__:
+        from lowrank_theory.figures import make
+
+        return getattr(make, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -148,7 +148,7 @@ def _draw_shallow(table: pd.DataFrame, *, value: str, defaults: dict, band: str,
         note = (" Hollow markers: fine-tuning adapters of rank 3k at T = 2."
                 if table["ft_rank"].nunique() > 1 else "")
         fig.suptitle(wrap(f"Shallow network, {band_caption(band, table['seed'].nunique(), log=True)}."
-                          + note, width, 10))
+                          + note, width, 12))
     return fig
 
 
@@ -205,7 +205,7 @@ def _draw_pairs(table: pd.DataFrame, *, value: str, label: str | None, band: str
         axes[0][0].set_ylabel(label or value.replace("_", " "))
         _legend_right(fig, *axes[0][0].get_legend_handles_labels(), title="retrained with")
         fig.suptitle(wrap(band_caption(band, table["seed"].nunique()).capitalize()
-                          + "; small points: single seeds", width, 10))
+                          + "; small points: single seeds", width, 12))
     return fig
 
 

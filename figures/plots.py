@@ -349,7 +349,7 @@ def _draw_vary(table: pd.DataFrame, *, params: Sequence[str] | None,
         width = fig.requested_size[0] if hasattr(fig, "requested_size") else fig.get_figwidth()
         fig.suptitle(wrap("Fine-tuning on an unseen task after LoRA-ML or SR retraining\n"
                           f"({which}; {band_caption(band, _seeds(table), log=True)})\n"
-                          + "\n".join(_QUANTITY_TITLE[q] for q in quantities), width, 10))
+                          + "\n".join(_QUANTITY_TITLE[q] for q in quantities), width, 12))
     return fig
 
 
@@ -427,7 +427,7 @@ def _draw_vary_quirks(table: pd.DataFrame, *, param: str, quantity: str, band: s
         _legend(fig, axes)
         fig.suptitle(wrap("What the authors' noise (sd sigma^2) and SR baseline change, one at "
                           f"a time\n{_QUANTITY_TITLE[quantity]}; "
-                          f"{band_caption(band, _seeds(table), log=True)}", 3.4 * ncols, 11),
+                          f"{band_caption(band, _seeds(table), log=True)}", 3.4 * ncols, 12),
                      fontsize=11)
     return fig
 
@@ -491,7 +491,8 @@ def _draw_phase(table: pd.DataFrame, fig=None):
     Ts, ratios = median.columns.to_numpy(), median.index.to_numpy()
     values = np.maximum(median.to_numpy(dtype=float), LOG_FLOOR)
     with house_style():
-        fig = canvas(fig, (max(2.4 + 0.8 * len(Ts), 5.4), 2.0 + 0.6 * len(ratios)))
+        width = max(2.4 + 0.8 * len(Ts), 5.6)
+        fig = canvas(fig, (width, 2.6 + 0.6 * len(ratios)))
         ax = fig.subplots()
         image = ax.imshow(values, origin="lower", aspect="auto", cmap=SEQUENTIAL_CMAP,
                           norm=LogNorm(vmin=max(np.nanmin(values), LOG_FLOOR),
@@ -519,8 +520,8 @@ def _draw_phase(table: pd.DataFrame, fig=None):
         d_values = sorted(table["d"].unique())
         ax.set_title(wrap(f"LoRA-ML recovery of A* (population, d={', '.join(map(str, d_values))})"
                           f"\nmedian ||A^-A*||/||A*|| and share of seeds below {RECOVERED:.0e}",
-                          0.8 * len(Ts) + 1.0, 10))
-        fig.colorbar(image, ax=ax, label="median relative ||A^ - A*||_F")
+                          width - 1.8, 10))
+        fig.colorbar(image, ax=ax, label="median relative\n||A^ - A*||_F")
     return fig
 
 
@@ -564,7 +565,7 @@ def _draw_rate(table: pd.DataFrame, *, band: str, fig=None):
         ax.set_title(wrap(config_label(table, ("d", "k", "sigma", "T", "N")), 5.0, 10))
         ax.legend(loc="best")
         fig.suptitle(wrap("Excess loss after rank-k fine-tuning on n samples\n"
-                          f"({band_caption(band, _seeds(table), log=True)})", 5.4, 10))
+                          f"({band_caption(band, _seeds(table), log=True)})", 5.4, 12))
     return fig
 
 
@@ -620,5 +621,5 @@ def _draw_landscape(table: pd.DataFrame, fig=None):
         fixed = ", ".join(["population", *filter(None, [config_label(
             table, ("d", "k", "solver", "starts"), fig)])])
         fig.suptitle(wrap(f"LoRA-ML ({fixed}) from random starts:\n"
-                          "final objective and distance of the base to A*", 7.8, 10))
+                          "final objective and distance of the base to A*", 7.8, 12))
     return fig

@@ -228,7 +228,7 @@ def _draw_budget(rows: pd.DataFrame, *, band: str, fig=None):
         fig.suptitle(wrap(f"Adaptation schemes at equal parameter budget ({fixed}; "
                           f"{band_caption(band, rows['seed'].nunique(), log=True)})\n"
                           f"dotted: 2dk(T+1){_value(fig, 2 * d * k * (T + 1))}, below which no "
-                          "factorised scheme from SR reaches the new task", width, 10))
+                          "factorised scheme from SR reaches the new task", width, 12))
     return fig
 
 
@@ -287,7 +287,7 @@ def _draw_n(finite: pd.DataFrame, *, band: str, fig=None):
         fig.suptitle(wrap(f"Excess loss against n at the budget of rank k(T+1)"
                           f"{_value(fig, rank)} (dense schemes: d^2{_value(fig, d * d)}), "
                           f"{fixed}; "
-                          f"{band_caption(band, finite['seed'].nunique(), log=True)}", 9.0, 10))
+                          f"{band_caption(band, finite['seed'].nunique(), log=True)}", 9.0, 12))
     return fig
 
 
@@ -368,7 +368,7 @@ def _draw_forgetting(rows: pd.DataFrame, fig=None):
         fixed = config_label(rows, ("sigma", "d", "k", "T"), fig)
         fig.suptitle(wrap(f"Fit against forgetting at rank k(T+1){_value(fig, k * (T + 1))}, "
                           f"the largest n ({fixed + '; ' if fixed else ''}mean over "
-                          f"{rows['seed'].nunique()} seeds)", 9.0, 10))
+                          f"{rows['seed'].nunique()} seeds)", 9.0, 12))
     return fig
 
 
@@ -413,5 +413,5 @@ def _draw_perturbation(rows: pd.DataFrame, fig=None):
             fig.legend(handles, labels, loc="outside lower center", ncols=2)
         fixed = config_label(rows, ("sigma", "rho"), fig)
         fig.suptitle(wrap("Post-fine-tuning perturbations of equal norm: optimised against "
-                          "random" + (f" ({fixed})" if fixed else ""), 9.0, 10))
+                          "random" + (f" ({fixed})" if fixed else ""), 9.0, 12))
     return fig

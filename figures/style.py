@@ -30,6 +30,8 @@ __all__ = [
     "load_style",
     "user_style",
     "house_style",
+    "SizeProbe",
+    "ProbedSize",
     "canvas",
     "save_figure",
 ]

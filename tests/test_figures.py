@@ -4,6 +4,7 @@ import re
 
 import matplotlib
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -380,3 +381,16 @@ def test_vary_figure_of_a_sweep_file_grid_draws_its_own_values():
     assert len(titles) == 2 and titles[0].startswith("N = 200") and "d=50" in titles[0]
     assert titles[1] == "N = 2000"
     assert not any(t.get_text() == "no runs" for ax in fig.axes for t in ax.texts)
+
+
+def test_T2_panels_state_that_the_fine_tuning_adapter_has_rank_3k():
+    """With T = 2 the protocol fine-tunes a rank-3k adapter; each T = 2 panel says so, with
+    the rank the table records (ft_rank), and no other panel does."""
+    table = vary_table().assign(ft_rank=lambda t: np.where(t["T"] == 2, 3 * t["k"], t["k"]))
+    titles = [ax.get_title() for ax in plot_vary(table, params=("T",)).axes if ax.get_visible()]
+    assert "fine-tuning adapter rank 3k = 3" in titles[0] and titles[0].startswith("T = 2")
+    assert not any("3k" in t for t in titles[1:])
+    quirks = plot_vary_quirks(table)
+    marked = [ax.get_title() for ax in quirks.axes if "3k" in ax.get_title()]
+    assert len(marked) == 3 and all(t.startswith("T = 2") for t in marked)
+    plt.close("all")
