@@ -104,3 +104,16 @@ def test_generated_docs_are_current(name):
     classes and the figure registry; edit those and run ``make docs``."""
     text = (DOCS_DIR / name).read_text("utf-8")
     assert text == generated_docs()[name], f"docs/{name} is out of date: run `make docs`"
+
+
+def test_neural_options_described_are_the_run_functions():
+    """The options a neural sweep file's [options] may hold, as describe states them, are
+    those the neural run functions accept (device is a top-level key, progress is the
+    command line's)."""
+    pytest.importorskip("torch")
+    from lowrank_theory.simulations.describe import NEURAL_OPTIONS
+    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
+
+    accepted = {o for e in EXPERIMENTS.values() for o in e.options} - {"device", "progress"}
+    described = {part.split(" (")[0].strip() for part in NEURAL_OPTIONS.split("), ")}
+    assert described == accepted

@@ -394,3 +394,37 @@ def test_T2_panels_state_that_the_fine_tuning_adapter_has_rank_3k():
     marked = [ax.get_title() for ax in quirks.axes if "3k" in ax.get_title()]
     assert len(marked) == 3 and all(t.startswith("T = 2") for t in marked)
     plt.close("all")
+
+
+def test_load_table_takes_the_path_of_a_table(tmp_path):
+    """``load_table('x.parquet')`` reads the file (it raised AttributeError, wanting a located
+    source); CSV and Parquet give the same frame, identifiers as strings."""
+    from lowrank_theory.figures.io import load_table
+
+    table = rate_table().assign(config_hash="0123")
+    table.to_csv(tmp_path / "rate.csv", index=False)
+    table.to_parquet(tmp_path / "rate.parquet", index=False)
+    from_csv = load_table(tmp_path / "rate.csv")
+    pd.testing.assert_frame_equal(load_table(str(tmp_path / "rate.parquet")), from_csv)
+    assert set(from_csv["config_hash"]) == {"0123"}
+    with pytest.raises(FileNotFoundError, match="no table file"):
+        load_table(tmp_path / "vary.csv")
+
+
+def test_load_results_finds_experiments_neural_names_and_sweeps(tmp_path):
+    """By experiment (``rate``), by neural shorthand (``shallow`` for neural_shallow), by
+    sweep (a folder holding one table); a missing name lists what is there."""
+    from lowrank_theory.figures import load_results
+
+    rate_table().to_csv(tmp_path / "rate.csv", index=False)
+    rate_table().head(2).to_csv(tmp_path / "neural_shallow.csv", index=False)
+    (tmp_path / "my_sweep").mkdir()
+    landscape_table().to_parquet(tmp_path / "my_sweep" / "landscape.parquet", index=False)
+    assert len(load_results(tmp_path, "rate")) == len(rate_table())
+    assert len(load_results(tmp_path, "shallow")) == 2
+    assert len(load_results(tmp_path, "my_sweep")) == len(landscape_table())
+    assert len(load_results(tmp_path / "my_sweep")) == len(landscape_table())
+    with pytest.raises(FileNotFoundError, match="found: neural_shallow, rate, my_sweep"):
+        load_results(tmp_path, "vary")
+    with pytest.raises(ValueError, match="give one of the tables"):
+        load_results(tmp_path)
