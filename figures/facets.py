@@ -190,9 +190,10 @@ def facet_groups(table: pd.DataFrame, native: Sequence[str], *, name: str = "fig
     groups = [(dict(zip(keys, values if isinstance(values, tuple) else (values,))), rows)
               for values, rows in table.groupby(keys, sort=True, dropna=False)]
     if len(groups) > limit:
+        verb = "gives" if len(keys) == 1 else "give"
         raise FigureSkipped(
-            f"figure {name} skipped: {', '.join(keys)} take {len(groups)} combinations of "
-            f"values, more than the {limit} facets a figure holds; draw a subset with "
+            f"figure {name} skipped: {', '.join(keys)} {verb} {len(groups)} facets, more than "
+            f"the {limit} a figure holds; draw a subset with "
             f"lowrank_theory.figures.draw(table[...], {name!r})")
     return groups
 

@@ -234,7 +234,7 @@ def test_past_the_facet_limit_a_figure_is_skipped_naming_it_and_why():
     with pytest.raises(FigureSkipped) as exc:
         spec.draw(table)
     assert "adaptation_rate" in str(exc.value) and "sigma" in str(exc.value)
-    assert f"{MAX_FACETS + 1} combinations" in str(exc.value)
+    assert f"gives {MAX_FACETS + 1} facets" in str(exc.value)
     fig = spec.draw(table[table["sigma"] != sigmas[-1]])
     assert len(_blocks(fig)) == MAX_FACETS
     plt.close(fig)

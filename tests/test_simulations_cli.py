@@ -436,3 +436,19 @@ def test_figure_options_reach_the_files(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--style", str(bad)]) == 2
     assert f"--style: style file {bad}" in capsys.readouterr().err
+
+
+def test_a_figure_past_the_facet_limit_is_skipped_with_a_message(tmp_path, capsys):
+    """Nine noise levels of rate (nine facets, one past the limit): exit 0, the table is
+    written, the figure is not, and stderr and the report say which figure and why."""
+    from lowrank_theory.figures.facets import MAX_FACETS
+
+    sigmas = ",".join(f"{0.1 * (i + 1):g}" for i in range(MAX_FACETS + 1))
+    out = tmp_path / "out"
+    assert main(["reproduce", "--only", "rate", "--set", f"sigma={sigmas}", "--set", "N=100",
+                 "--set", "n_grid=[20]", "--seed", "0", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: figure adaptation_rate skipped: sigma gives 9 facets, more than the 8" in err
+    assert pd.read_csv(out / "rate.csv")["sigma"].nunique() == MAX_FACETS + 1
+    assert not list((out / "figures").glob("adaptation_rate.*"))
+    assert "figure adaptation_rate skipped" in (out / "report.html").read_text()
