@@ -31,10 +31,15 @@ PROVENANCE: tuple[str, ...] = ("experiment", "config_hash", "seed", "package_ver
                                "git_commit")
 
 
-def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+def _read(path: Path) -> pd.DataFrame:
+    """The :data:`PROVENANCE` columns of the table at ``path`` (those it has)."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, usecols=columns, dtype=str)
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        return pd.read_parquet(path, columns=[c for c in PROVENANCE if c in names])
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, usecols=[c for c in PROVENANCE if c in header], dtype=str)
 
 
 def provenance(results: str | os.PathLike, name: str) -> dict[str, Any]:
@@ -54,12 +59,7 @@ def provenance(results: str | os.PathLike, name: str) -> dict[str, Any]:
         If the table does not exist.
     """
     source = locate_table(results, name)
-    header = _read(source.path, []).columns if source.path.suffix == ".csv" else None
-    columns = [c for c in PROVENANCE if header is None or c in header]
-    try:
-        rows = _read(source.path, columns)
-    except (ValueError, KeyError):  # a table without some provenance column
-        rows = _read(source.path, [c for c in columns if c in ("config_hash", "seed")])
+    rows = _read(source.path)
     configs = []
     fields: dict[str, dict[str, Any]] = {}
     for config_hash, group in rows.groupby("config_hash", sort=False):

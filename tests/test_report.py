@@ -85,3 +85,17 @@ def test_every_figure_has_a_caption_and_a_claim(name):
     spec = next(s for specs in FIGURES.values() for s in specs if s.stem == name)
     assert spec.caption.endswith(".") and len(spec.caption.split()) >= 8
     assert spec.claim.strip()
+
+
+def test_report_reads_the_csv_when_there_is_no_parquet(tmp_path, capsys):
+    """Without the Parquet file (no pyarrow), the provenance comes from the CSV alike."""
+    from lowrank_theory.figures.report import provenance
+
+    out = tmp_path / "out"
+    assert main([*RATE, "--out", str(out), "--no-figures"]) == 0
+    with_parquet = provenance(out, "rate")
+    (out / "rate.parquet").unlink()
+    from_csv = provenance(out, "rate")
+    assert from_csv["table"] == "rate.csv"
+    assert from_csv["configs"] == with_parquet["configs"] and len(from_csv["configs"]) == 2
+    assert from_csv["git_commit"] == with_parquet["git_commit"]
