@@ -121,12 +121,57 @@ def _check_writable(out: Path) -> str | None:
 
 
 def run_neural(args: argparse.Namespace) -> int:
-    """Run the selected experiments' sweeps on the runner, print summaries; return the exit code.
+    """Run the selected experiments of the preset, one after the other; return the exit code.
 
     ``--only`` (or ``--experiment``) restricts the preset to some experiments; without either,
-    all three run, in the order shallow, vision, language. Every check (torch, the device,
-    ``--out``, the data each experiment reads) is made before any of them starts.
+    all three run, in the order shallow, vision, language. The data each one reads is checked
+    before the first starts. With ``--json`` and several experiments, stdout holds one object
+    whose ``runs`` are the experiments' objects.
     """
+    if args.experiment is not None and args.only:
+        return _error("--experiment and --only both name experiments: give one of them")
+    names = args.only or ([args.experiment] if args.experiment else list(SWEEPS))
+    if len(names) > 1:
+        try:
+            from lowrank_theory.simulations.neural.configs import preset_sweep
+            from lowrank_theory.simulations.neural.experiments import check_inputs
+
+            from lowrank_theory.neural.data import DataFormatError, DataMissingError
+        except ImportError:
+            pass  # _run_one says torch is missing
+        else:
+            try:
+                for name in names:
+                    check_inputs(preset_sweep(name, args.size, args.steps_scale).configs[0],
+                                 args.data_dir, args.model_dir)
+            except (DataMissingError, DataFormatError) as exc:
+                return _error(str(exc))
+    records = []
+    for name in names:
+        one = argparse.Namespace(**{**vars(args), "experiment": name})
+        if not (args.json and len(names) > 1):
+            code = _run_one(one)
+        else:  # collect each experiment's JSON object into one
+            import contextlib
+            import io
+            import json
+
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                code = _run_one(one)
+            if code == 0:
+                records.append(json.loads(buffer.getvalue()))
+        if code:
+            return code
+    if records:
+        import json
+
+        print(json.dumps({"runs": records}, indent=2))
+    return 0
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    """Run the experiment's sweep on the runner, print the summary; return the exit code."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -135,55 +180,32 @@ def run_neural(args: argparse.Namespace) -> int:
                       "in a clone)")
     if args.scheduler is not None and args.executor != "dask":
         return _error("--scheduler needs --executor dask")
-    if args.experiment is not None and args.only:
-        return _error("--experiment and --only both name experiments: give one of them")
-    names = args.only or ([args.experiment] if args.experiment else list(SWEEPS))
 
     from lowrank_theory.simulations.neural.configs import preset_sweep
+    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS as REGISTRY
     from lowrank_theory.simulations.neural.experiments import check_inputs
+    from lowrank_theory.simulations.runner import make_executor, run_experiment, units_of
 
     from lowrank_theory.neural.data import DataFormatError, DataMissingError
-    from lowrank_theory.neural.runtime import check_device
+    from lowrank_theory.neural.finetune import summarise
+    from lowrank_theory.neural.runtime import available_cpus, check_device
 
     try:
         device = check_device(args.device)
     except ValueError as exc:
         return _error(f"bad --device {args.device!r}: {exc}")
     seeds = selected_seeds(args)
+    sweep = preset_sweep(args.experiment, args.size, args.steps_scale, seeds)
+    experiment = REGISTRY[args.experiment]
     out = args.out if args.out is not None else Path("results/neural") / args.size
     problem = _check_writable(out)
     if problem:
         return _error(problem)
-    sweeps = {name: preset_sweep(name, args.size, args.steps_scale, seeds) for name in names}
     try:
-        for sweep in sweeps.values():
-            check_inputs(sweep.configs[0], args.data_dir, args.model_dir)
+        check_inputs(sweep.configs[0], args.data_dir, args.model_dir)
     except (DataMissingError, DataFormatError) as exc:
         return _error(str(exc))
-    records = []
-    for name, sweep in sweeps.items():
-        code, record = _run_one(args, name, sweep, device, out)
-        if code:
-            return code
-        records.append(record)
-    if args.json:
-        import json
 
-        print(json.dumps(records[0] if len(records) == 1 else {"runs": records}, indent=2))
-    return 0
-
-
-def _run_one(args: argparse.Namespace, name: str, sweep, device, out: Path
-             ) -> tuple[int, dict | None]:
-    """Run one experiment's sweep; print its summary (text); return the code and its record."""
-    from lowrank_theory.simulations.neural.experiments import EXPERIMENTS as REGISTRY
-    from lowrank_theory.simulations.runner import make_executor, run_experiment, units_of
-
-    from lowrank_theory.neural.data import DataFormatError, DataMissingError
-    from lowrank_theory.neural.finetune import summarise
-    from lowrank_theory.neural.runtime import available_cpus
-
-    experiment = REGISTRY[name]
     n_units = len(units_of(sweep, experiment.seeds_per_unit))
     cpus = available_cpus()
     jobs = args.jobs or (min(cpus, n_units) if device.type == "cpu" else 1)
@@ -196,7 +218,7 @@ def _run_one(args: argparse.Namespace, name: str, sweep, device, out: Path
         options["data_dir"] = args.data_dir
     if "model_dir" in experiment.options:
         options["model_dir"] = args.model_dir
-    print(f"neural {name} ({args.size}, steps x{args.steps_scale:g}): "
+    print(f"neural {args.experiment} ({args.size}, steps x{args.steps_scale:g}): "
           f"{len(sweep.configs)} config(s), seeds {list(sweep.seeds)}, device {device}, "
           f"{jobs} job(s) x {threads} thread(s) -> {out}", file=sys.stderr, flush=True)
     try:
@@ -204,19 +226,20 @@ def _run_one(args: argparse.Namespace, name: str, sweep, device, out: Path
             result = run_experiment(experiment, out, sweep=sweep, executor=executor,
                                     progress=args.progress or None, options=options)
     except (DataMissingError, DataFormatError) as exc:
-        return _error(str(exc)), None
+        return _error(str(exc))
     import pandas as pd
 
     table = pd.read_csv(result.tables[0])
-    value, label, by = _SUMMARY[name]
+    value, label, by = _SUMMARY[args.experiment]
     summary = summarise(table, value, by=by)
     if args.json:
         import json
 
         rows = summary.rename(columns={"mean": value, "se": f"{value}_se"})
-        return 0, {"experiment": name, "size": args.size, "out": str(out),
-                   "run": result.to_dict(),
-                   "summary": json.loads(rows.to_json(orient="records"))}
+        print(json.dumps({"experiment": args.experiment, "size": args.size, "out": str(out),
+                          "run": result.to_dict(),
+                          "summary": json.loads(rows.to_json(orient="records"))}, indent=2))
+        return 0
     summary["result"] = [
         f"{m:.4g} +- {s:.2g}" if s == s else f"{m:.4g}"
         for m, s in zip(summary["mean"], summary["se"], strict=True)
@@ -224,4 +247,5 @@ def _run_one(args: argparse.Namespace, name: str, sweep, device, out: Path
     shown = summary.drop(columns=["mean", "se"]).rename(columns={"result": f"{label} (+- s.e.)"})
     print(shown.to_string(index=False))
     print(result.summary())
-    return 0, None
+    return 0
+

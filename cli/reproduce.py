@@ -146,21 +146,15 @@ def reproduce(args: argparse.Namespace) -> int:
     )
 
     seeds = selected_seeds(args)
-    from lowrank_theory.simulations.sweepfile import (
-        SweepFileError,
-        load_sweep_file,
-        parse_overrides,
-        parse_sweep,
-    )
-
-    try:
-        overrides = parse_overrides(args.overrides)
-    except SweepFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if args.config is not None:
+        from lowrank_theory.simulations.sweepfile import (
+            SweepFileError,
+            load_sweep_file,
+            parse_overrides,
+        )
+
         try:
-            spec = load_sweep_file(args.config, overrides=overrides)
+            spec = load_sweep_file(args.config, overrides=parse_overrides(args.overrides))
         except SweepFileError as exc:
             print(f"error: --config {exc}", file=sys.stderr)
             return 2
@@ -168,19 +162,12 @@ def reproduce(args: argparse.Namespace) -> int:
         jobs = [(spec.experiment, sweep, _neural_options(spec, args.jobs))]
         out = args.out if args.out is not None else DEFAULT_OUT / args.config.stem
         what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
-    elif overrides:
-        (name,) = args.only
-        data = {"experiment": name, "grid": overrides,
-                "seeds": list(seeds or EXPERIMENTS[name].sweep(args.size).seeds)}
-        try:
-            spec = parse_sweep(data, source="--set")
-        except SweepFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+    elif args.overrides:
+        made = _set_sweep(args, seeds)
+        if isinstance(made, str):
+            print(f"error: {made}", file=sys.stderr)
             return 2
-        jobs = [(spec.experiment, spec.sweep, None)]
-        out = args.out if args.out is not None else DEFAULT_OUT
-        what = (f"--only {name} {' '.join('--set ' + item for item in args.overrides)}: "
-                f"{len(spec.sweep.configs)} configs")
+        jobs, out, what = made
     else:
         names = args.only or list(EXPERIMENTS)
         jobs = []
@@ -275,3 +262,26 @@ def _neural_options(spec: Any, jobs: int) -> dict[str, Any]:
             cpus = os.cpu_count() or 1
         options["threads"] = max(1, cpus // jobs)
     return options or None
+
+
+def _set_sweep(args: argparse.Namespace, seeds: tuple[int, ...] | None) -> tuple | str:
+    """``--only NAME --set FIELD=V1,V2 ...``: (jobs, out, what), or the error to print.
+
+    The overrides become a sweep file's grid and are validated by the sweep files' own
+    :func:`~lowrank_theory.simulations.sweepfile.parse_sweep`; the seeds are ``--seed(s)`` or the
+    size's.
+    """
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.sweepfile import SweepFileError, parse_overrides, parse_sweep
+
+    (name,) = args.only
+    try:
+        data = {"experiment": name, "grid": parse_overrides(args.overrides),
+                "seeds": list(seeds or EXPERIMENTS[name].sweep(args.size).seeds)}
+        spec = parse_sweep(data, source="--set")
+    except SweepFileError as exc:
+        return str(exc)
+    out = args.out if args.out is not None else DEFAULT_OUT
+    what = (f"--only {name} {' '.join('--set ' + item for item in args.overrides)}: "
+            f"{len(spec.sweep.configs)} configs")
+    return [(spec.experiment, spec.sweep, None)], out, what

@@ -1,7 +1,7 @@
-"""``python -m lowrank_theory.figures [RESULTS] [--out DIR] [--force] [--publish] [--format ...]``.
+"""``python -m lowrank_theory.figures [RESULTS] [--out DIR] [--force] [--publish]``: draw figures from tables.
 
-Draws figures from result tables. Figures whose table, drawing code and options are unchanged
-since they were drawn are kept as they are.
+Figures whose table and drawing code are unchanged since they were drawn are kept as they are.
+``--format``, ``--dpi``, ``--style`` and ``--band`` are those of ``lowrank-theory reproduce``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,7 @@ def _show(message, category, filename, lineno, file=None, line=None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Draw the figures that are out of date; return the exit code.
-
-    0: done; 1: no table was found; 2: a usage error (a bad option or style file).
-    """
+    """Draw the figures that are out of date; return 0, or 1 when no table was found."""
     parser = argparse.ArgumentParser(prog="python -m lowrank_theory.figures", description=__doc__)
     parser.add_argument("results", nargs="?", default="results", help="directory of result tables")
     parser.add_argument("--out", default=None, help="figure directory (default RESULTS/figures)")
@@ -42,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: --style: {exc}", file=sys.stderr)
             return 2
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # a figure skipped (too many facets) is said on stderr
         warnings.simplefilter("always", FigureWarning)
-        warnings.showwarning = _show  # restored by catch_warnings
+        warnings.showwarning = _show
         paths = make_figures(args.results, args.out, args.only, force=args.force,
                              formats=args.formats, dpi=args.dpi, style=args.style,
                              band=args.band)

@@ -58,18 +58,15 @@ class FigureWarning(UserWarning):
 
 @functools.cache
 def config_types() -> dict[str, type]:
-    """The config class of each experiment, by the name in a table's ``experiment`` column."""
-    from lowrank_theory.simulations.configs import (
-        LandscapeConfig,
-        PhaseConfig,
-        RateConfig,
-        VaryConfig,
-    )
-    from lowrank_theory.simulations.neural.configs import CONFIG_TYPES
-    from lowrank_theory.simulations.schemes import SchemesConfig
+    """The config class of each experiment, by the name in a table's ``experiment`` column.
 
-    return {"vary": VaryConfig, "phase": PhaseConfig, "rate": RateConfig,
-            "landscape": LandscapeConfig, "schemes": SchemesConfig,
+    Read from the experiment registries (the linear ones and the neural configs), so a new
+    experiment is known here as soon as it is registered.
+    """
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.neural.configs import CONFIG_TYPES
+
+    return {**{e.name: e.config_type for e in EXPERIMENTS.values()},
             **{f"neural_{name}": config_type for name, config_type in CONFIG_TYPES.items()}}
 
 

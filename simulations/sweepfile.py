@@ -39,15 +39,11 @@ from typing import Any
 from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
 from lowrank_theory.simulations.runner import Experiment
 
-__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "parse_overrides",
-           "field_types"]
+__all__ = ["SweepFile", "SweepFileError", "load_sweep_file", "parse_sweep", "field_types",
+           "parse_overrides", "with_overrides", "NEURAL_EXPERIMENTS", "parse_neural_sweep"]
 
-#: Top-level keys of a neural sweep file only, by the config field they set.
-NEURAL_TOP_LEVEL: dict[str, str] = {"preset": "size", "steps_scale": "steps_scale",
-                                    "device": "device"}
 #: The keys a sweep file may hold at its top level.
-TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options",
-                                   *NEURAL_TOP_LEVEL.values())
+TOP_LEVEL_KEYS: tuple[str, ...] = ("experiment", "seeds", "grid", "options")
 
 
 class SweepFileError(ValueError):
@@ -166,38 +162,32 @@ def _grid_values(key: str, hint: Any, value: Any) -> list[Any]:
     return parsed
 
 
-def _owners(name: str, types: Mapping[str, type]) -> list[str]:
-    return [e for e, config_type in types.items()
-            if name in {f.name for f in dataclasses.fields(config_type)}]
+def _owners(name: str, experiments: Mapping[str, Experiment]) -> list[str]:
+    return [e for e, exp in experiments.items()
+            if name in {f.name for f in dataclasses.fields(exp.config_type)}]
 
 
-def _parse_grid(grid: Any, config_type: type[ExperimentConfig], name: str,
-                types: Mapping[str, type], base: ExperimentConfig | None = None,
-                ) -> tuple[ExperimentConfig, ...]:
-    """The configs of ``grid``: ``config_type(**point)``, or ``replace(base, **point)``."""
+def _parse_grid(grid: Any, experiment: Experiment,
+                experiments: Mapping[str, Experiment]) -> tuple[ExperimentConfig, ...]:
+    config_type = experiment.config_type
     if not isinstance(grid, dict):
         raise SweepFileError(f"grid must be a table ([grid]), got {_describe(grid)}")
-    field_hints = field_types(config_type)
+    types = field_types(config_type)
     axes: dict[str, list[Any]] = {}
-    for key, value in grid.items():
-        if key not in field_hints:
-            owners = _owners(key, types)
-            hint = (f"; {key!r} is a field of experiment(s) {', '.join(owners)}, not of "
-                    f"{name!r}" if owners else "")
+    for name, value in grid.items():
+        if name not in types:
+            owners = _owners(name, experiments)
+            hint = (f"; {name!r} is a field of experiment(s) {', '.join(owners)}, not of "
+                    f"{experiment.name!r}" if owners else "")
             raise SweepFileError(
-                f"grid.{key}: {config_type.__name__} (experiment {name!r}) has no "
-                f"field {key!r}{hint}. Its fields: {', '.join(field_hints)}")
-        if key in NEURAL_TOP_LEVEL and base is not None:
-            raise SweepFileError(f"grid.{key}: set it with the top-level key "
-                                 f"{NEURAL_TOP_LEVEL[key]} = ..., which also scales the "
-                                 "preset's step budgets")
-        axes[key] = _grid_values(f"grid.{key}", field_hints[key], value)
+                f"grid.{name}: {config_type.__name__} (experiment {experiment.name!r}) has no "
+                f"field {name!r}{hint}. Its fields: {', '.join(types)}")
+        axes[name] = _grid_values(f"grid.{name}", types[name], value)
     configs = []
     for point in itertools.product(*axes.values()):
         values = dict(zip(axes, point))
         try:
-            configs.append(config_type(**values) if base is None
-                           else dataclasses.replace(base, **values))
+            configs.append(config_type(**values))
         except (TypeError, ValueError) as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
             raise SweepFileError(f"grid point {where}: {exc}") from None
@@ -219,77 +209,6 @@ def _parse_seeds(seeds: Any) -> tuple[int, ...]:
                          f"non-empty list (seeds = [0, 5]), got {_describe(seeds)}")
 
 
-def _config_types(experiments: Mapping[str, Experiment], neural: bool) -> dict[str, type]:
-    types = {name: exp.config_type for name, exp in experiments.items()}
-    if neural:
-        from lowrank_theory.simulations.neural.configs import CONFIG_TYPES
-
-        types.update(CONFIG_TYPES)
-    return types
-
-
-def _neural_experiment(name: str) -> Experiment:
-    """The runner experiment of the neural experiment ``name`` (imports torch)."""
-    try:
-        from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
-    except ImportError as exc:
-        raise SweepFileError(f"experiment {name!r} needs torch ({exc}); install it with "
-                             "pip install 'lowrank-theory[torch]' (make install-torch in a "
-                             "clone)") from None
-    return EXPERIMENTS[name]
-
-
-def _parse_neural(data: Mapping[str, Any], name: str, types: Mapping[str, type]
-                  ) -> tuple[Experiment, Sweep, dict[str, Any]]:
-    """The experiment, sweep and options of a neural sweep file (see the module notes)."""
-    from lowrank_theory.simulations.neural.configs import (
-        PRESETS,
-        preset_base,
-        preset_sweep,
-        unit_configs,
-    )
-
-    size = data.get("size", "cpu")
-    if size not in PRESETS:
-        raise SweepFileError(f"size must be one of {', '.join(map(repr, PRESETS))}, got "
-                             f"{_describe(size)}")
-    scale = _scalar("steps_scale", float, data.get("steps_scale", 1.0))
-    if not (math.isfinite(scale) and scale > 0):
-        raise SweepFileError(f"steps_scale must be a finite number > 0, got {scale}")
-    base = preset_base(name, size, scale)
-    configs = unit_configs(name, _parse_grid(data.get("grid", {}), type(base), name, types,
-                                             base=base))
-    seeds = (_parse_seeds(data["seeds"]) if "seeds" in data
-             else preset_sweep(name, size, scale).seeds)
-    options = dict(_options(data))
-    if "device" in data:
-        options["device"] = _scalar("device", str, data["device"])
-    experiment = _neural_experiment(name)
-    _check_options(options, experiment, name)
-    return experiment, _sweep(configs, seeds), options
-
-
-def _options(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    options = data.get("options", {})
-    if not isinstance(options, dict):
-        raise SweepFileError(f"options must be a table ([options]), got {_describe(options)}")
-    return options
-
-
-def _check_options(options: Mapping[str, Any], experiment: Experiment, name: str) -> None:
-    bad = [k for k in options if k not in experiment.options]
-    if bad:
-        raise SweepFileError(f"options.{bad[0]}: experiment {name!r} accepts "
-                             f"{', '.join(experiment.options) or 'no options'}")
-
-
-def _sweep(configs: tuple[ExperimentConfig, ...], seeds: tuple[int, ...]) -> Sweep:
-    try:
-        return Sweep(configs, seeds)
-    except (TypeError, ValueError) as exc:
-        raise SweepFileError(str(exc)) from None
-
-
 def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] | None = None,
                 *, source: str = "<sweep>") -> SweepFile:
     """Validate the contents of a sweep file and build its sweep.
@@ -297,13 +216,10 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     Parameters
     ----------
     data : mapping
-        The parsed TOML (``experiment``, ``seeds``, ``grid`` and optional ``options``; for a
-        neural experiment also ``size``, ``steps_scale`` and ``device``, and ``seeds`` is
-        optional).
+        The parsed TOML (``experiment``, ``seeds``, ``grid`` and optional ``options``).
     experiments : mapping of str to Experiment, optional
-        The experiments a file may name; default: those of
-        :data:`lowrank_theory.simulations.experiments.EXPERIMENTS` and the neural experiments
-        ``shallow``, ``vision`` and ``language``.
+        The experiments a file may name; default :data:`lowrank_theory.simulations.experiments.EXPERIMENTS`
+        and the neural experiments (:func:`parse_neural_sweep`).
     source : str
         Where ``data`` came from, for messages.
 
@@ -326,39 +242,65 @@ def parse_sweep(data: Mapping[str, Any], experiments: Mapping[str, Experiment] |
     Traceback (most recent call last):
     lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'; 'solver' is a field of experiment(s) phase, landscape, not of 'vary'. Its fields: d, T, N, n, k, sigma, rounds, ft_steps, ft_lr, family, family_seed, authors_quirks
     """
-    neural = experiments is None
     if experiments is None:
+        neural = parse_neural_sweep(data, source=source)
+        if neural is not None:
+            return neural
         from lowrank_theory.simulations.experiments import EXPERIMENTS as experiments
     try:
         unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
         if unknown:
             raise SweepFileError(f"unknown key(s) {', '.join(unknown)}; a sweep file holds "
                                  f"{', '.join(TOP_LEVEL_KEYS)}")
-        if "experiment" not in data:
-            raise SweepFileError("missing 'experiment'")
+        for key in ("experiment", "seeds"):
+            if key not in data:
+                raise SweepFileError(f"missing {key!r}")
         name = data["experiment"]
-        types = _config_types(experiments, neural)
-        if not isinstance(name, str) or name not in types:
-            raise SweepFileError(f"experiment must be one of {', '.join(types)}, got "
-                                 f"{name!r}")
         if name not in experiments:
-            experiment, sweep, options = _parse_neural(data, name, types)
-            return SweepFile(experiment, sweep, options, source)
-        misplaced = [k for k in NEURAL_TOP_LEVEL.values() if k in data]
-        if misplaced:
-            raise SweepFileError(f"{', '.join(misplaced)}: only the neural experiments "
-                                 f"(shallow, vision, language) take these keys")
-        if "seeds" not in data:
-            raise SweepFileError("missing 'seeds'")
+            raise SweepFileError(f"experiment must be one of {', '.join(experiments)}, got "
+                                 f"{name!r}")
         experiment = experiments[name]
-        configs = _parse_grid(data.get("grid", {}), experiment.config_type, name, types)
+        configs = _parse_grid(data.get("grid", {}), experiment, experiments)
         seeds = _parse_seeds(data["seeds"])
-        options = _options(data)
-        _check_options(options, experiment, name)
-        sweep = _sweep(configs, seeds)
+        options = data.get("options", {})
+        if not isinstance(options, dict):
+            raise SweepFileError(f"options must be a table ([options]), got {_describe(options)}")
+        bad = [k for k in options if k not in experiment.options]
+        if bad:
+            raise SweepFileError(f"options.{bad[0]}: experiment {name!r} accepts "
+                                 f"{', '.join(experiment.options) or 'no options'}")
+        try:
+            sweep = Sweep(configs, seeds)
+        except (TypeError, ValueError) as exc:
+            raise SweepFileError(str(exc)) from None
     except SweepFileError as exc:
         raise SweepFileError(f"{source}: {exc}") from None
     return SweepFile(experiment, sweep, dict(options), source)
+
+
+def load_sweep_file(path: str | os.PathLike,
+                    experiments: Mapping[str, Experiment] | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> SweepFile:
+    """Read and validate the sweep file at ``path`` (see the module notes for its format).
+
+    Nothing is written: run the result with ``run_experiment(spec.experiment, out,
+    sweep=spec.sweep, options=spec.options)``, or with ``lowrank-theory reproduce --config``.
+    ``overrides`` (grid entries, from :func:`parse_overrides`) replace or extend its grid.
+
+    Raises
+    ------
+    SweepFileError
+        If the file cannot be read, is not valid TOML, or fails :func:`parse_sweep`.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise SweepFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SweepFileError(f"{path}: not valid TOML ({exc})") from None
+    data = with_overrides(data, overrides)
+    return parse_sweep(data, experiments, source=str(path) + (" with --set" if overrides else ""))
 
 
 def _override_values(field: str, text: str) -> list[Any]:
@@ -418,30 +360,127 @@ def parse_overrides(items: Sequence[str]) -> dict[str, list[Any]]:
         grid[field_name] = _override_values(field_name, text)
     return grid
 
+# --------------------------------------------------------------------------- neural sweep files
+#: The neural experiments a sweep file may name (their runner experiments need torch).
+NEURAL_EXPERIMENTS: tuple[str, ...] = ("shallow", "vision", "language")
+#: Top-level keys of a neural sweep file only, and the config field each sets.
+NEURAL_KEYS: dict[str, str] = {"size": "preset", "steps_scale": "steps_scale", "device": ""}
 
-def load_sweep_file(path: str | os.PathLike,
-                    experiments: Mapping[str, Experiment] | None = None,
-                    overrides: Mapping[str, Any] | None = None) -> SweepFile:
-    """Read and validate the sweep file at ``path`` (see the module notes for its format).
 
-    Nothing is written: run the result with ``run_experiment(spec.experiment, out,
-    sweep=spec.sweep, options=spec.options)``, or with ``lowrank-theory reproduce --config``.
-    ``overrides`` (grid entries, e.g. from :func:`parse_overrides`) replace or extend the
-    file's ``[grid]``.
+def with_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any] | None
+                   ) -> Mapping[str, Any]:
+    """``data`` (a sweep file's contents) with ``overrides`` replacing or adding grid entries."""
+    if not overrides:
+        return data
+    grid = data.get("grid", {})
+    return {**data, "grid": {**grid, **overrides} if isinstance(grid, dict) else grid}
+
+
+def _neural_grid(grid: Any, base: ExperimentConfig, name: str) -> tuple[ExperimentConfig, ...]:
+    """The configs of a neural grid: ``replace(base, **point)`` for each point of it."""
+    config_type = type(base)
+    if not isinstance(grid, dict):
+        raise SweepFileError(f"grid must be a table ([grid]), got {_describe(grid)}")
+    types = field_types(config_type)
+    axes: dict[str, list[Any]] = {}
+    for key, value in grid.items():
+        if key not in types:
+            raise SweepFileError(f"grid.{key}: {config_type.__name__} (experiment {name!r}) has "
+                                 f"no field {key!r}. Its fields: {', '.join(types)}")
+        if key in ("preset", "steps_scale"):
+            top = "size" if key == "preset" else key
+            raise SweepFileError(f"grid.{key}: set it with the top-level key {top} = ..., which "
+                                 "also scales the preset's step budgets")
+        axes[key] = _grid_values(f"grid.{key}", types[key], value)
+    configs = []
+    for point in itertools.product(*axes.values()):
+        values = dict(zip(axes, point))
+        try:
+            configs.append(dataclasses.replace(base, **values))
+        except (TypeError, ValueError) as exc:
+            where = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the preset"
+            raise SweepFileError(f"grid point {where}: {exc}") from None
+    return tuple(configs)
+
+
+def parse_neural_sweep(data: Mapping[str, Any], *, source: str = "<sweep>") -> SweepFile | None:
+    """Validate a neural sweep file and build its sweep; None when ``data`` is not one.
+
+    A neural sweep file names ``experiment = "shallow"``, ``"vision"`` or ``"language"``, and
+    may set ``size`` (the preset, ``cpu`` by default), ``steps_scale`` (multiplies the preset's
+    step budgets, 1 by default), ``device`` (an option of the run) and ``seeds`` (default: the
+    preset's). The grid starts from the preset's default point
+    (:func:`~lowrank_theory.simulations.neural.configs.preset_base`) and may set any config
+    field; vision runs one config per retraining method, as its preset does.
 
     Raises
     ------
     SweepFileError
-        If the file cannot be read, is not valid TOML, or fails :func:`parse_sweep`.
+        Naming ``source`` and the key at fault, as :func:`parse_sweep` does; also when a linear
+        experiment's file holds ``size``, ``steps_scale`` or ``device``, or when torch is
+        missing.
+
+    Examples
+    --------
+    >>> spec = parse_neural_sweep({"experiment": "shallow", "steps_scale": 0.1,
+    ...                            "grid": {"d": [5, 15]}})  # doctest: +SKIP
+    >>> [(c.d, c.T, c.retrain_steps) for c in spec.sweep.configs]  # doctest: +SKIP
+    [(5, 3, 1000), (15, 3, 1000)]
+    >>> parse_neural_sweep({"experiment": "phase", "seeds": 1}) is None
+    True
     """
-    path = Path(path)
+    name = data.get("experiment")
+    if name not in NEURAL_EXPERIMENTS:
+        misplaced = [k for k in NEURAL_KEYS if k in data]
+        if misplaced and isinstance(name, str):
+            raise SweepFileError(f"{source}: {', '.join(misplaced)}: only the neural experiments "
+                                 f"({', '.join(NEURAL_EXPERIMENTS)}) take these keys")
+        return None
+    from lowrank_theory.simulations.neural.configs import (
+        PRESETS,
+        preset_base,
+        preset_sweep,
+        unit_configs,
+    )
+
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise SweepFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SweepFileError(f"{path}: not valid TOML ({exc})") from None
-    if overrides:
-        grid = data.get("grid", {})
-        data["grid"] = {**grid, **overrides} if isinstance(grid, dict) else grid
-    return parse_sweep(data, experiments, source=str(path) + (" with --set" if overrides else ""))
+        unknown = [k for k in data if k not in (*TOP_LEVEL_KEYS, *NEURAL_KEYS)]
+        if unknown:
+            raise SweepFileError(f"unknown key(s) {', '.join(unknown)}; a neural sweep file "
+                                 f"holds {', '.join((*TOP_LEVEL_KEYS, *NEURAL_KEYS))}")
+        size = data.get("size", "cpu")
+        if size not in PRESETS:
+            raise SweepFileError(f"size must be one of {', '.join(map(repr, PRESETS))}, got "
+                                 f"{_describe(size)}")
+        scale = _scalar("steps_scale", float, data.get("steps_scale", 1.0))
+        if not (math.isfinite(scale) and scale > 0):
+            raise SweepFileError(f"steps_scale must be a finite number > 0, got {scale}")
+        base = preset_base(name, size, scale)
+        configs = unit_configs(name, _neural_grid(data.get("grid", {}), base, name))
+        seeds = (_parse_seeds(data["seeds"]) if "seeds" in data
+                 else preset_sweep(name, size, scale).seeds)
+        options = data.get("options", {})
+        if not isinstance(options, dict):
+            raise SweepFileError(f"options must be a table ([options]), got "
+                                 f"{_describe(options)}")
+        options = dict(options)
+        if "device" in data:
+            options["device"] = _scalar("device", str, data["device"])
+        try:
+            from lowrank_theory.simulations.neural.experiments import EXPERIMENTS
+        except ImportError as exc:
+            raise SweepFileError(f"experiment {name!r} needs torch ({exc}); install it with "
+                                 "pip install 'lowrank-theory[torch]' (make install-torch in a "
+                                 "clone)") from None
+        experiment = EXPERIMENTS[name]
+        bad = [k for k in options if k not in experiment.options]
+        if bad:
+            raise SweepFileError(f"options.{bad[0]}: experiment {name!r} accepts "
+                                 f"{', '.join(experiment.options)}")
+        try:
+            sweep = Sweep(configs, seeds)
+        except (TypeError, ValueError) as exc:
+            raise SweepFileError(str(exc)) from None
+    except SweepFileError as exc:
+        raise SweepFileError(f"{source}: {exc}") from None
+    return SweepFile(experiment, sweep, options, source)

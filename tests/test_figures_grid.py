@@ -251,3 +251,14 @@ def test_two_fields_swept_together_give_a_facet_per_combination():
     assert titles == ["N = 30, sigma = 0.1", "N = 30, sigma = 1", "N = 40, sigma = 0.1",
                       "N = 40, sigma = 1"]
     plt.close(fig)
+
+
+def test_config_types_cover_every_registered_experiment():
+    """The facet rule knows the config class of every experiment the registries hold (and of
+    every table FIGURES draws), so no experiment's swept fields go unseen."""
+    from lowrank_theory.figures.facets import config_types
+
+    names = {e.name for e in EXPERIMENTS.values()}
+    assert names | {"neural_shallow", "neural_vision", "neural_language"} == set(config_types())
+    assert set(FIGURES) <= set(config_types())
+    assert config_types()["vary"] is VaryConfig
