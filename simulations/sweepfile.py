@@ -422,12 +422,14 @@ def parse_neural_sweep(data: Mapping[str, Any], *, source: str = "<sweep>") -> S
 
     Examples
     --------
-    >>> spec = parse_neural_sweep({"experiment": "shallow", "steps_scale": 0.1,
-    ...                            "grid": {"d": [5, 15]}})  # doctest: +SKIP
-    >>> [(c.d, c.T, c.retrain_steps) for c in spec.sweep.configs]  # doctest: +SKIP
-    [(5, 3, 1000), (15, 3, 1000)]
     >>> parse_neural_sweep({"experiment": "phase", "seeds": 1}) is None
     True
+    >>> parse_neural_sweep({"experiment": "shallow", "size": "huge", "grid": {"d": [5, 15]}})
+    Traceback (most recent call last):
+    lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: size must be one of 'cpu', 'paper', got str 'huge'
+    >>> parse_neural_sweep({"experiment": "phase", "seeds": 1, "size": "cpu"})
+    Traceback (most recent call last):
+    lowrank_theory.simulations.sweepfile.SweepFileError: <sweep>: size: only the neural experiments (shallow, vision, language) take these keys
     """
     name = data.get("experiment")
     if name not in NEURAL_EXPERIMENTS:
