@@ -180,3 +180,42 @@ def test_comment_claims_catch_a_wrong_count():
     claims = comment_claims("# then 1000 gradient steps of fine-tuning")
     (pattern, number), = claims
     assert int(number) not in dict(CLAIMS)[pattern](spec)
+
+
+def test_a_neural_sweep_file_starts_from_its_presets_default_point():
+    """``experiment = "shallow"`` with ``size``, ``steps_scale``, ``device`` and ``[grid] d``:
+    the cpu preset's setting at T = 3 with its steps scaled, one config per d, the preset's
+    seeds, device as an option; vision runs one config per method, as its preset does."""
+    pytest.importorskip("torch")
+    from lowrank_theory.simulations.neural.configs import preset_base, preset_sweep
+
+    spec = parse_sweep({"experiment": "shallow", "size": "cpu", "steps_scale": 0.1,
+                        "device": "cpu", "grid": {"d": [5, 15]}})
+    base = preset_base("shallow", "cpu", 0.1)
+    assert spec.sweep.configs == tuple(dataclasses.replace(base, d=d) for d in (5, 15))
+    assert (base.T, base.retrain_steps, base.finetune_steps) == (3, 1000, 375)
+    assert spec.sweep.seeds == preset_sweep("shallow", "cpu").seeds
+    assert spec.options == {"device": "cpu"} and spec.experiment.name == "neural_shallow"
+    vision = parse_sweep({"experiment": "vision", "seeds": 1, "grid": {"width": [16, 32]}})
+    assert [(c.width, c.methods) for c in vision.sweep.configs][:2] == [(16, ("sr",)),
+                                                                        (16, ("lora_ml",))]
+
+
+@pytest.mark.parametrize(("data", "names"), [
+    ({"experiment": "phase", "seeds": 1, "size": "cpu"}, ["size", "only the neural"]),
+    ({"experiment": "shallow", "size": "huge"}, ["size must be one of 'cpu', 'paper'"]),
+    ({"experiment": "shallow", "steps_scale": 0}, ["steps_scale", "> 0"]),
+    ({"experiment": "shallow", "grid": {"steps_scale": [0.1, 1]}},
+     ["grid.steps_scale", "top-level key steps_scale"]),
+    ({"experiment": "shallow", "grid": {"width": 8}}, ["grid.width", "ShallowConfig"]),
+    ({"experiment": "shallow", "grid": {"k": 30, "d": 5}}, ["grid point", "k must be <= d"]),
+    ({"experiment": "vision", "grid": {"retrain_pairs": [[[0, 1], [2]]]}},
+     ["grid.retrain_pairs[0][1]", "takes 2 items"]),
+])
+def test_neural_sweep_file_mistakes_are_refused_naming_the_key(data, names):
+    pytest.importorskip("torch")
+    with pytest.raises(SweepFileError) as exc:
+        parse_sweep(data, source="n.toml")
+    assert str(exc.value).startswith("n.toml: ")
+    for name in names:
+        assert name in str(exc.value), (name, str(exc.value))
