@@ -415,13 +415,16 @@ def _draw_vary_quirks(table: pd.DataFrame, *, param: str, quantity: str, band: s
             for col, value in enumerate(values[param]):
                 ax = axes[row, col]
                 rows = vary_panel_rows(table, param, value, centre, authors_quirks=q)
+                if rows.empty:  # no run of this setting at this value: no empty panel
+                    ax.set_visible(False)
+                    continue
                 _draw_vary_panel(ax, rows, f"{param} = {value}", quantity, band, methods)
                 if col == 0:
                     ax.set_ylabel(VARY_QUANTITIES[quantity])
                 if row == len(settings) - 1:
                     ax.set_xlabel("fine-tuning iteration")
         # One y range for the whole figure, so the rows compare at a glance.
-        limits = np.array([ax.get_ylim() for ax in axes.flat])
+        limits = np.array([ax.get_ylim() for ax in axes.flat if ax.get_visible()])
         for ax in axes.flat:
             ax.set_ylim(limits[:, 0].min(), limits[:, 1].max())
         _legend(fig, axes)

@@ -428,3 +428,15 @@ def test_load_results_finds_experiments_neural_names_and_sweeps(tmp_path):
         load_results(tmp_path, "vary")
     with pytest.raises(ValueError, match="give one of the tables"):
         load_results(tmp_path)
+
+
+def test_quirks_figure_draws_no_empty_panel():
+    """Quirks runs at T = 3 only: the quirks rows have one panel each, the others are not
+    drawn (no empty panel), while the row without quirks keeps its three."""
+    table = vary_table()
+    table = table[~table["authors_quirks"] | (table["T"] == 3)]
+    fig = plot_vary_quirks(table)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 3 + 1 + 1
+    assert all(ax.get_lines() for ax in shown)
+    plt.close(fig)
