@@ -166,9 +166,13 @@ def plot_pairs(table: pd.DataFrame, value: str = "test_accuracy", label: str | N
     if missing:
         raise ValueError(f"the table lacks columns {missing}")
     experiment = str(table["experiment"].iloc[0]) if "experiment" in table else None
+    # One y range for every facet, spanning the seeds and the bands.
+    keys = [c for c in ("config_hash", "finetune", "method") if c in table]
+    stats = band_stats(table, keys, value, band)
+    limits = (min(float(table[value].min()), float(stats["low"].min())),
+              max(float(table[value].max()), float(stats["high"].max())))
     return faceted(_draw_pairs, table, ["finetune", "method"], name=experiment or "pairs",
-                   experiment=experiment, value=value, label=label, band=band,
-                   limits=(float(table[value].min()), float(table[value].max())))
+                   experiment=experiment, value=value, label=label, band=band, limits=limits)
 
 
 def _draw_pairs(table: pd.DataFrame, *, value: str, label: str | None, band: str,
