@@ -337,7 +337,7 @@ def test_vary_sweep_over_three_sigmas_draws_three_blocks_per_vary_figure(tmp_pat
     config = _write(tmp_path, 'experiment = "vary"\nseeds = 2\n[grid]\nsigma = [0.01, 0.1, 1.0]\n'
                     + "".join(f"{item}\n" for item in (s.replace("=", " = ") for s in TINY_VARY)))
     out = tmp_path / "out"
-    assert main(["reproduce", "--config", str(config), "--out", str(out)]) == 0
+    assert main(["reproduce", "--config", str(config), "--out", str(out), "--format", "png"]) == 0
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert pngs == ["vary", "vary_paper_quantity"]
     for stem in pngs:

@@ -266,7 +266,7 @@ def test_shallow_sweep_file_runs_resumes_and_draws(tmp_path, capsys):
     config = tmp_path / "shallow.toml"
     config.write_text(SHALLOW_SWEEP.format(scale=TINY["shallow"]))
     out = tmp_path / "out"
-    argv = ["reproduce", "--config", str(config), "--out", str(out), "--jobs", "2"]
+    argv = ["reproduce", "--config", str(config), "--out", str(out), "--format", "png"]
     assert main(argv) == 0
     first = pd.read_csv(out / "neural_shallow.csv")
     assert sorted(set(zip(first["d"], first["T"]))) == [(5, 3), (15, 3)]
