@@ -10,7 +10,7 @@ JOBS ?= 2
 BASE_STAMP  := $(VENV)/.installed-base
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: install install-torch reproduce reproduce-full figures-readme neural bench-neural test bench check lint clean
+.PHONY: install install-torch reproduce reproduce-full figures-readme docs neural bench-neural test bench check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(TORCH_STAMP)
 ## make figures-readme: quick run, then copy the README's PNGs into figures/generated/
 figures-readme: $(TORCH_STAMP)
 	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS) --publish
+
+## make docs: regenerate docs/sweeps.md and docs/figures.md from the config classes and figures
+docs: $(BASE_STAMP)
+	$(BIN)/lowrank-theory describe --docs docs
 
 ## make neural: the torch experiments at CPU size (resumable), then their figures
 NEURAL_CPU := results/neural/cpu

@@ -1,4 +1,4 @@
-"""Command line: ``lowrank-theory {check,reproduce,neural}`` (also ``python -m lowrank_theory``).
+"""Command line: ``lowrank-theory {check,reproduce,neural,describe}`` (also ``python -m lowrank_theory``).
 
 The command line sits above the library and its applications: it imports
 :mod:`lowrank_theory` (the mathematics), :mod:`lowrank_theory.simulations` (experiments and the
@@ -13,7 +13,7 @@ import argparse as _argparse
 import sys as _sys
 from collections.abc import Sequence as _Sequence
 
-from lowrank_theory.cli import check, neural, reproduce
+from lowrank_theory.cli import check, describe, neural, reproduce
 
 __all__ = [
     "SUBCOMMANDS",
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: The subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = (check, reproduce, neural)
+SUBCOMMANDS = (check, reproduce, neural, describe)
 
 
 def build_parser() -> _argparse.ArgumentParser:
@@ -44,6 +44,8 @@ def main(argv: _Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 a claim failed, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command as typed, for the reports that say how they were made.
+    args.argv = list(_sys.argv[1:] if argv is None else argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

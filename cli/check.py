@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 from lowrank_theory.cli._args import add_names_option, int_at_least
 from lowrank_theory.simulations.configs import MAX_SEED
@@ -43,6 +44,9 @@ def _progress(res: CheckResult, seconds: float) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.html is not None and not args.html.parent.is_dir():
+        print(f"error: --html: folder {args.html.parent} does not exist", file=sys.stderr)
+        return 2
     with _single_threaded_blas():
         if args.controls:
             results = run_controls(seed=args.seed, only=args.only, progress=_progress)
@@ -62,6 +66,8 @@ def _handle(args: argparse.Namespace) -> int:
                   "as they must" + (f"; HELD: {', '.join(r.name for r in bad)}" if bad else ""))
         return 1 if bad else 0
     failed = [r for r in results if r.proven and not r.holds]
+    if args.html is not None:
+        _write_html(args, results)
     if args.json:
         print(json.dumps([check_record(r) for r in results], indent=2))
         return 1 if failed else 0
@@ -85,6 +91,20 @@ def _handle(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write_html(args: argparse.Namespace, results: list[CheckResult]) -> None:
+    """The check table as one self-contained HTML page (the writer of ``reproduce``'s report)."""
+    import shlex
+
+    from lowrank_theory.figures.html import write_records
+
+    columns = ["name", "kind", "claim", "reference", "section", "holds", "margin", "instances",
+               "predicted", "measured", "tolerance", "detail", "negative_control"]
+    command = shlex.join(["lowrank-theory", *getattr(args, "argv", sys.argv[1:])])
+    write_records(args.html, f"lowrank-theory check, seed {args.seed}",
+                  [check_record(r) for r in results], command=command, columns=columns)
+    print(f"wrote {args.html}", file=sys.stderr)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``lowrank-theory check``."""
     parser = subparsers.add_parser(
@@ -104,5 +124,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--controls", action="store_true",
                         help="run each check's negative control instead; each must fail "
                         "(exit status 1 if one holds)")
+    parser.add_argument("--html", type=Path, metavar="FILE", default=None,
+                        help="also write the check table as a self-contained HTML page")
     parser.set_defaults(func=_handle)
     return parser

@@ -10,6 +10,7 @@ Examples
 ::
 
     lowrank-theory neural --experiment shallow --size cpu
+    lowrank-theory neural --only shallow,vision --size cpu
     lowrank-theory neural --experiment shallow --size paper --device cuda
     lowrank-theory neural --experiment vision --size paper --device cuda --data-dir ~/data
     lowrank-theory neural --experiment language --size paper --data-dir ~/convai2 \\
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from lowrank_theory.cli._args import (
     add_force_option,
+    add_names_option,
     add_seed_options,
     int_at_least,
     out_folder,
@@ -74,8 +76,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "an unseen task, and write a tidy table OUT/neural_<experiment>.csv "
                     "(resumable: finished units are kept).",
     )
-    parser.add_argument("--experiment", required=True, choices=list(SWEEPS),
-                        help="shallow network, vision (digits / CIFAR-10) or language (ConvAI2)")
+    parser.add_argument("--experiment", choices=list(SWEEPS), default=None,
+                        help="one experiment: shallow network, vision (digits / CIFAR-10) or "
+                             "language (ConvAI2); the same as --only NAME")
+    add_names_option(parser, "--only", list(SWEEPS),
+                     help="run only these experiments of the preset (default: all three)")
     parser.add_argument("--size", choices=PRESETS, default="cpu",
                         help="cpu: minutes on two cores (default); paper: the authors' setting")
     parser.add_argument("--steps-scale", type=_positive_float, default=1.0, metavar="X",
@@ -128,6 +133,56 @@ def _check_writable(out: Path) -> str | None:
 
 
 def run_neural(args: argparse.Namespace) -> int:
+    """Run the selected experiments of the preset, one after the other; return the exit code.
+
+    ``--only`` (or ``--experiment``) restricts the preset to some experiments; without either,
+    all three run, in the order shallow, vision, language. The data each one reads is checked
+    before the first starts. With ``--json`` and several experiments, stdout holds one object
+    whose ``runs`` are the experiments' objects.
+    """
+    if args.experiment is not None and args.only:
+        return _error("--experiment and --only both name experiments: give one of them")
+    names = args.only or ([args.experiment] if args.experiment else list(SWEEPS))
+    if len(names) > 1:
+        try:
+            from lowrank_theory.simulations.neural.configs import preset_sweep
+            from lowrank_theory.simulations.neural.experiments import check_inputs
+
+            from lowrank_theory.neural.data import DataFormatError, DataMissingError
+        except ImportError:
+            pass  # _run_one says torch is missing
+        else:
+            try:
+                for name in names:
+                    check_inputs(preset_sweep(name, args.size, args.steps_scale).configs[0],
+                                 args.data_dir, args.model_dir)
+            except (DataMissingError, DataFormatError) as exc:
+                return _error(str(exc))
+    records = []
+    for name in names:
+        one = argparse.Namespace(**{**vars(args), "experiment": name})
+        if not (args.json and len(names) > 1):
+            code = _run_one(one)
+        else:  # collect each experiment's JSON object into one
+            import contextlib
+            import io
+            import json
+
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                code = _run_one(one)
+            if code == 0:
+                records.append(json.loads(buffer.getvalue()))
+        if code:
+            return code
+    if records:
+        import json
+
+        print(json.dumps({"runs": records}, indent=2))
+    return 0
+
+
+def _run_one(args: argparse.Namespace) -> int:
     """Run the experiment's sweep on the runner, print the summary; return the exit code."""
     try:
         import torch  # noqa: F401

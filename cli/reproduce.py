@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shlex
 import sys
 import time
 import warnings
@@ -33,12 +35,26 @@ from lowrank_theory.cli._args import (
     scheduler_address,
     selected_seeds,
 )
+from lowrank_theory.figures.options import add_figure_options
 
 __all__ = ["DEFAULT_OUT", "add_parser", "reproduce"]
 
 #: Default output folder; a sweep file's results go to ``DEFAULT_OUT/<file stem>`` (the stem
 #: made safe: :func:`lowrank_theory.simulations.sweepfile.output_name`).
 DEFAULT_OUT = Path("results")
+
+
+def _style_error(args: argparse.Namespace) -> str | None:
+    """A bad --style file, found before any computation."""
+    if getattr(args, "style", None) is None:
+        return None
+    from lowrank_theory.figures.style import load_style
+
+    try:
+        load_style(args.style)
+    except ValueError as exc:
+        return f"--style: {exc}"
+    return None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -78,6 +94,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "default: start a LocalCluster of --jobs workers")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="write the tables only")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="FIELD=V1,V2",
+                        help="sweep a config field over these values instead of the size's "
+                             "configs (repeatable; with one --only experiment, or on top of "
+                             "--config's grid), e.g. --only vary --set sigma=0.01,0.1,1 --set "
+                             "T=3; checked like a sweep file (lowrank-theory describe lists "
+                             "the fields)")
+    add_figure_options(parser)
     parser.add_argument("--publish", action="store_true",
                         help="also copy the README's PNGs into figures/generated/")
     parser.add_argument("--json", action="store_true",
@@ -107,7 +131,12 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--only does not apply to --config (the file names its experiment)"
     if args.config is not None and args.publish:
         return "--publish copies the paper's figures; it does not apply to --config"
-    return None
+    if args.overrides and args.config is None and len(args.only or ()) != 1:
+        return ("--set sweeps the fields of one experiment: name it with --only NAME (or give "
+                "--config FILE)")
+    if args.overrides and args.publish:
+        return "--publish copies the paper's figures; it does not apply to --set"
+    return _style_error(args)
 
 
 def _seed_count(args: argparse.Namespace) -> int | None:
@@ -177,25 +206,33 @@ def reproduce(args: argparse.Namespace) -> int:
     from lowrank_theory.simulations.store import InvalidRunFile
 
     n_seeds = _seed_count(args)
+    seeds = selected_seeds(args)
     if args.config is not None:
         from lowrank_theory.simulations.sweepfile import (
             SweepFileError,
             load_sweep_file,
             output_name,
+            parse_overrides,
         )
 
         try:
-            spec = load_sweep_file(args.config, force=args.force)
+            spec = load_sweep_file(args.config, force=args.force,
+                                   overrides=parse_overrides(args.overrides))
             if n_seeds is not None:
                 check_run_count(len(spec.sweep.configs), n_seeds, force=args.force)
         except (SweepFileError, SweepTooLarge) as exc:
             print(f"error: --config {exc}", file=sys.stderr)
             return 2
-        seeds = selected_seeds(args)
         sweep = spec.sweep if seeds is None else dataclasses.replace(spec.sweep, seeds=seeds)
-        jobs = [(spec.experiment, sweep, spec.options)]
+        jobs = [(spec.experiment, sweep, _neural_options(spec, args.jobs))]
         out = args.out if args.out is not None else DEFAULT_OUT / output_name(args.config)
         what = f"--config {args.config}: {spec.experiment.name}, {len(sweep.configs)} configs"
+    elif args.overrides:
+        made = _set_sweep(args, seeds)
+        if isinstance(made, str):
+            print(f"error: {made}", file=sys.stderr)
+            return 2
+        jobs, out, what = made
     else:
         names = args.only or list(EXPERIMENTS)
         if n_seeds is not None:
@@ -206,7 +243,6 @@ def reproduce(args: argparse.Namespace) -> int:
             except SweepTooLarge as exc:
                 print(f"error: --seeds: {exc}", file=sys.stderr)
                 return 2
-        seeds = selected_seeds(args)
         jobs = []
         for name in names:
             experiment = EXPERIMENTS[name]
@@ -281,17 +317,76 @@ def _run(args: argparse.Namespace, out: Path, jobs: list, what: str) -> dict[str
                 print(result.summary(), flush=True)
     if args.figures:
         from lowrank_theory.figures import make_figures, publish
+        from lowrank_theory.figures.facets import FigureWarning
 
-        paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs])
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FigureWarning)
+            warnings.showwarning = _print_warning  # restored by catch_warnings
+            paths = make_figures(out, out / "figures", [e.name for e, _, _ in jobs],
+                                 formats=args.formats, dpi=args.dpi, style=args.style,
+                                 band=args.band)
         report["figures"] = [str(p) for p in paths]
         if text:
-            print(f"figures: {len({p.stem for p in paths})} figures (PNG and PDF) -> "
-                  f"{out / 'figures'}")
+            print(f"figures: {len({p.stem for p in paths})} figures "
+                  f"({', '.join(f.upper() for f in args.formats)}) -> {out / 'figures'}")
         if args.publish:
             copied = publish(paths)
             report["published"] = [str(p) for p in copied]
             if copied and text:
                 print(f"published {len(copied)} PNGs -> {copied[0].parent}")
+    from lowrank_theory.figures.report import write_report
+
+    page = write_report(out, [e.name for e, _, _ in jobs], _command(args), band=args.band)
+    report["report"] = str(page)
+    if text:
+        print(f"report: {page}")
     report["seconds"] = time.perf_counter() - start
     _progress(f"done in {report['seconds']:.1f} s")
     return report
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line of this run, as the report shows it."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    return shlex.join(["lowrank-theory", *argv])
+
+
+def _neural_options(spec: Any, jobs: int) -> dict[str, Any]:
+    """A sweep file's options, plus the torch threads of each worker for a neural experiment.
+
+    Each of ``jobs`` worker processes gets an equal share of the CPUs (as ``lowrank-theory
+    neural`` does), unless the file's ``[options]`` set ``threads``.
+    """
+    options = dict(spec.options)
+    if "threads" in spec.experiment.options and "threads" not in options:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - no affinity call on macOS and Windows
+            cpus = os.cpu_count() or 1
+        options["threads"] = max(1, cpus // jobs)
+    return options or None
+
+
+def _set_sweep(args: argparse.Namespace, seeds: tuple[int, ...] | None) -> tuple | str:
+    """``--only NAME --set FIELD=V1,V2 ...``: (jobs, out, what), or the error to print.
+
+    The overrides become a sweep file's grid and are validated by the sweep files' own
+    :func:`~lowrank_theory.simulations.sweepfile.parse_sweep`; the seeds are ``--seed(s)`` or the
+    size's.
+    """
+    from lowrank_theory.simulations.experiments import EXPERIMENTS
+    from lowrank_theory.simulations.sweepfile import SweepFileError, parse_overrides, parse_sweep
+
+    (name,) = args.only
+    try:
+        data = {"experiment": name, "grid": parse_overrides(args.overrides),
+                "seeds": list(seeds or EXPERIMENTS[name].sweep(args.size).seeds)}
+        spec = parse_sweep(data, source="--set", force=args.force)
+    except SweepFileError as exc:
+        return str(exc)
+    out = args.out if args.out is not None else DEFAULT_OUT
+    what = (f"--only {name} {' '.join('--set ' + item for item in args.overrides)}: "
+            f"{len(spec.sweep.configs)} configs")
+    return [(spec.experiment, spec.sweep, None)], out, what

@@ -1,6 +1,7 @@
 """``python -m lowrank_theory.figures [RESULTS] [--out DIR] [--force] [--publish]``: draw figures from tables.
 
 Figures whose table and drawing code are unchanged since they were drawn are kept as they are.
+``--format``, ``--dpi``, ``--style`` and ``--band`` are those of ``lowrank-theory reproduce``.
 Exit codes: 0 drawn (or up to date), 1 no table found, 2 a usage error or a folder, table or
 figure that cannot be used as it is (the message names it).
 """
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
+from lowrank_theory.figures.facets import FigureWarning
 from lowrank_theory.figures.io import TableError
 from lowrank_theory.figures.make import FIGURES, GENERATED_DIR, make_figures, publish
+from lowrank_theory.figures.options import add_figure_options
+from lowrank_theory.figures.style import load_style
 from lowrank_theory.simulations.store import OutputDirError
 
 
@@ -21,6 +26,10 @@ def _folder(text: str) -> str:
         raise argparse.ArgumentTypeError(f"must name a folder, got {text[:60]!r} (write . for "
                                          "the current folder)")
     return text
+
+
+def _show(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,13 +45,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="redraw every figure, even those that are up to date")
     parser.add_argument("--publish", action="store_true",
                         help=f"also copy the README's PNGs to {GENERATED_DIR}")
+    add_figure_options(parser)
     args = parser.parse_args(argv)
     if Path(args.results).exists() and not Path(args.results).is_dir():
         print(f"error: RESULTS {args.results} is a file; give the folder of result tables",
               file=sys.stderr)
         return 2
+    if args.style is not None:
+        try:
+            load_style(args.style)
+        except ValueError as exc:
+            print(f"error: --style: {exc}", file=sys.stderr)
+            return 2
     try:
-        paths = make_figures(args.results, args.out, args.only, force=args.force)
+        with warnings.catch_warnings():  # a figure skipped (too many facets) is said on stderr
+            warnings.simplefilter("always", FigureWarning)
+            warnings.showwarning = _show
+            paths = make_figures(args.results, args.out, args.only, force=args.force,
+                                 formats=args.formats, dpi=args.dpi, style=args.style,
+                                 band=args.band)
         if paths and args.publish:
             publish(paths)
     except (TableError, OutputDirError) as exc:

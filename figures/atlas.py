@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lowrank_theory.figures.bands import DEFAULT_BAND, check_band
+from lowrank_theory.figures.facets import faceted, tag
 from lowrank_theory.figures.plots import _require
-from lowrank_theory.figures.style import OKABE_ITO, SEQUENTIAL_CMAP, house_style
+from lowrank_theory.figures.style import OKABE_ITO, SEQUENTIAL_CMAP, canvas, house_style
 
 __all__ = ["COLUMNS", "CONFIG_FIELDS", "atlas_summary", "kt_boundary", "plot_atlas"]
 
@@ -78,8 +80,13 @@ def _rounds_label(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
-def _panel(ax, cells: pd.DataFrame, ds: list[int], Ts: list[int], quantity: str, image_kw):
-    """One heat map over (d, T): the share (or median) of each cell, annotated with counts."""
+def _panel(ax, cells: pd.DataFrame, rows: pd.DataFrame, ds: list[int], Ts: list[int],
+           quantity: str, image_kw):
+    """One heat map over (d, T): the share (or median) of each cell, annotated with counts.
+
+    ``cells`` is the panel's summary (one row per cell), ``rows`` the table rows behind it;
+    each annotation is tagged with the rows of its cell.
+    """
     grid = np.full((len(Ts), len(ds)), np.nan)
     for row in cells.itertuples():
         i, j = Ts.index(row.T), ds.index(row.d)
@@ -91,9 +98,10 @@ def _panel(ax, cells: pd.DataFrame, ds: list[int], Ts: list[int], quantity: str,
             count = getattr(row, quantity)
             grid[i, j] = count / row.families
             text = f"{count / row.families:.0%}\n{count}/{row.families}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7,
-                      "linewidth": 0})
+        label = ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7,
+                              "linewidth": 0})
+        tag(label, rows[(rows["d"] == row.d) & (rows["T"] == row.T)])
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto",
                       cmap=SEQUENTIAL_CMAP, **image_kw)
     k = int(cells["k"].iloc[0])
@@ -126,13 +134,16 @@ def kt_boundary(ds: list[int], Ts: list[int], k: int) -> tuple[list[float], list
     return xs, ys
 
 
-def plot_atlas(table: pd.DataFrame):
+def plot_atlas(table: pd.DataFrame, band: str = DEFAULT_BAND):
     """Heat maps over (d, T) of the atlas's three quantities, one column per k.
 
     Parameters
     ----------
     table : DataFrame
         The ``atlas`` table.
+    band : str
+        Unused (each cell shows counts over families); accepted so that every figure is drawn
+        the same way.
 
     Returns
     -------
@@ -143,7 +154,14 @@ def plot_atlas(table: pd.DataFrame):
         that got there (log colour scale). Columns: k, and any other config field that varies.
         Annotations give the counts; left of the dashed staircase ``kT > d``.
     """
-    import matplotlib.pyplot as plt
+    _require(table, COLUMNS, "atlas")
+    check_band(band)
+    # Every config field has a channel (d and T the axes, the others the panel columns), so
+    # the faceting rule finds nothing to split; it still refuses a table it cannot tell apart.
+    return faceted(_draw_atlas, table, list(CONFIG_FIELDS), name="atlas", experiment="atlas")
+
+
+def _draw_atlas(table: pd.DataFrame, fig=None):
     from matplotlib.colors import LogNorm
 
     summary = atlas_summary(table)
@@ -160,13 +178,15 @@ def plot_atlas(table: pd.DataFrame):
             ("median_rounds", "median rounds to 1e-6\n(runs that got there)",
              {"norm": rounds_norm}))
     with house_style():
-        fig, axes = plt.subplots(3, len(panels), figsize=(1.2 + 4.2 * len(panels), 7.6),
-                                 squeeze=False, layout="constrained")
+        fig = canvas(fig, (1.2 + 4.2 * len(panels), 7.6))
+        axes = fig.subplots(3, len(panels), squeeze=False)
         for j, (key, cells) in enumerate(panels):
             k, starts, rounds = key
+            behind = table[(table["k"] == k) & (table["search_starts"] == starts)
+                           & (table["rounds"] == rounds)]
             for i, (quantity, label, image_kw) in enumerate(rows):
                 ax = axes[i, j]
-                image = _panel(ax, cells, ds, Ts, quantity, image_kw)
+                image = _panel(ax, cells, behind, ds, Ts, quantity, image_kw)
                 if i == 0:
                     ax.set_title(f"k = {k}\n(search: {starts} L-BFGS starts + the protocol's end;"
                                  f"\nbudget {rounds} rounds)", fontsize=9)

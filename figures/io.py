@@ -28,6 +28,7 @@ __all__ = [
     "locate_table",
     "load_table",
     "read_table",
+    "load_results",
 ]
 
 #: Columns read as strings from a CSV without a manifest (identifiers, never numbers).
@@ -103,8 +104,26 @@ def locate_table(results: str | os.PathLike, name: str) -> TableSource:
                      f"`lowrank-theory reproduce --only {name} --out {results}`")
 
 
-def load_table(source: TableSource) -> pd.DataFrame:
-    """Parse the table in ``source`` (string identifiers stay strings)."""
+def _source_of(path: Path) -> TableSource:
+    """The table file ``path`` with the dtypes of its manifest ``<stem>.json``, if any."""
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"a table is a .csv or .parquet file, got {path}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no table file {path}") from None
+    manifest = _manifest(path.with_suffix(".json"))
+    dtypes = manifest.get("dtypes") if manifest is not None else None
+    return TableSource(path, data, hashlib.sha256(data).hexdigest(), dtypes)
+
+
+def load_table(source: TableSource | str | os.PathLike) -> pd.DataFrame:
+    """Parse a table: a located :class:`TableSource`, or the path of a ``.csv``/``.parquet``.
+
+    String identifiers (config hashes made of digits) stay strings.
+    """
+    if not isinstance(source, TableSource):
+        source = _source_of(Path(source))
     if source.path.suffix == ".parquet":
         return pd.read_parquet(io.BytesIO(source.data))
     if source.dtypes is None:
@@ -123,3 +142,72 @@ def read_table(results: str | os.PathLike, name: str) -> pd.DataFrame:
     :func:`locate_table` does.
     """
     return load_table(locate_table(results, name))
+
+
+def _tables_in(folder: Path) -> list[str]:
+    return sorted({p.stem for p in folder.glob("*.csv")} | {p.stem for p in folder.glob("*.parquet")})
+
+
+def load_results(out: str | os.PathLike = "results", name: str | None = None) -> pd.DataFrame:
+    """A run's tidy table as a DataFrame, from its ``--out`` folder and a name.
+
+    ``name`` is an experiment (``"vary"``, ``"neural_shallow"`` or just ``"shallow"``) whose
+    table is in ``out``, or a sweep (a sweep file's stem, whose results ``reproduce --config``
+    writes to ``out/<stem>``, holding one table). Parquet is read when pyarrow is installed and
+    the file matches its manifest, else CSV; identifiers stay strings. Without ``name``, the one
+    table in ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        The output folder of ``lowrank-theory reproduce`` or ``neural``.
+    name : str, optional
+        An experiment or a sweep name.
+
+    Returns
+    -------
+    DataFrame
+        One row per (config, seed, ...), with the config's fields, ``config_hash``, ``seed``
+        and the provenance columns.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such table; the message lists the tables that are there.
+    ValueError
+        If the name is ambiguous (no name and several tables, or a sweep folder with several).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"config_hash": ["0123"], "seed": [0], "loss": [0.5]}).to_csv(
+    ...     folder / "phase.csv", index=False)
+    >>> load_results(folder, "phase")
+      config_hash  seed  loss
+    0        0123     0   0.5
+    """
+    out = Path(out)
+    if name is None:
+        tables = _tables_in(out)
+        if len(tables) != 1:
+            raise ValueError(f"name: give one of the tables in {out}: "
+                             f"{', '.join(tables) or 'none'}")
+        name = tables[0]
+    for stem in (name, f"neural_{name}"):
+        try:
+            return read_table(out, stem)
+        except FileNotFoundError:
+            pass
+    folder = out / name
+    if folder.is_dir():
+        tables = _tables_in(folder)
+        if len(tables) == 1:
+            return read_table(folder, tables[0])
+        if tables:
+            raise ValueError(f"sweep {name!r} in {out} holds several tables "
+                             f"({', '.join(tables)}); give load_results({str(folder)!r}, NAME)")
+    found = _tables_in(out) + [f"{d.name} (sweep)" for d in sorted(out.glob("*"))
+                               if d.is_dir() and _tables_in(d)]
+    raise FileNotFoundError(f"no table or sweep {name!r} in {out}; found: "
+                            f"{', '.join(found) or 'nothing'}")

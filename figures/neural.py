@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lowrank_theory.figures.style import OKABE_ITO, house_style, method_style, save_figure
+from lowrank_theory.figures.bands import DEFAULT_BAND, band_caption, band_stats, check_band
+from lowrank_theory.figures.facets import faceted, tag
+from lowrank_theory.figures.plots import star_layout, wrap
+from lowrank_theory.figures.style import (
+    OKABE_ITO,
+    canvas,
+    house_style,
+    method_style,
+    save_figure,
+)
 
 __all__ = [
     "METHOD_LABEL",
@@ -24,7 +33,6 @@ __all__ = [
     "MODE_LABEL",
     "SHALLOW_VALUES",
     "style_of",
-    "LEGEND_INCHES",
     "plot_shallow",
     "plot_pairs",
     "figure_of",
@@ -66,62 +74,69 @@ def style_of(method: str) -> dict[str, str]:
     return NEURAL_STYLE.get(METHOD_LABEL.get(method, method), method_style(method))
 
 
-#: Width (inches) of the strip right of the axes that holds a figure's legend.
-LEGEND_INCHES = 1.9
-
-
 def _legend_right(fig, handles: list, labels: list, title: str | None = None) -> None:
-    # The legend gets its own strip right of the axes, so it never covers data.
-    width = LEGEND_INCHES / fig.get_figwidth()
-    fig.tight_layout(rect=(0.0, 0.0, 1.0 - width, 1.0))
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0 - width, 0.5),
-               frameon=False, title=title)
+    # The legend gets its own strip right of the axes (constrained layout), so it never
+    # covers data.
+    fig.legend(handles, labels, loc="outside right center", frameon=False, title=title)
 
 
-def _mean_se(table: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
-    out = table.groupby(list(by), sort=False)[value].agg(["mean", "std", "count"]).reset_index()
-    out["se"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
-    return out
-
-
-def _median_band(table: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
-    grouped = table.groupby(list(by), sort=True)[value]
-    return pd.DataFrame({"median": grouped.median(), "low": grouped.quantile(0.25),
-                         "high": grouped.quantile(0.75)}).reset_index()
+def _interval(stats: pd.DataFrame) -> list:
+    """Error-bar lengths below and above the mean (zero where one seed gives no band)."""
+    return [np.maximum(stats["mean"] - stats["low"], 0),
+            np.maximum(stats["high"] - stats["mean"], 0)]
 
 
 def plot_shallow(table: pd.DataFrame, value: str = "fit_error", base_d: int = 10,
-                 base_T: int = 3):
+                 base_T: int = 3, band: str = DEFAULT_BAND):
     """Fine-tuned error of the unseen task against d (at T = base_T) and T (at d = base_d).
 
-    Median over seeds with the interquartile range as error bars, log scale; one colour and
-    marker per retraining method; hollow markers for the larger fine-tuning rank (3k at T = 2).
+    Mean over seeds with its band as error bars (default: the 95% t-interval of the mean;
+    :mod:`lowrank_theory.figures.bands`), log scale; one colour and marker per retraining
+    method; hollow markers for the larger fine-tuning rank (3k at T = 2). A panel per
+    parameter that varies (the other at its base value); on a Cartesian grid over d and T, d
+    is the x axis and T a facet, as is any other swept field.
     """
-    import matplotlib.pyplot as plt
-
     if value not in SHALLOW_VALUES:
         raise ValueError(f"value must be one of {list(SHALLOW_VALUES)}, got {value!r}")
+    check_band(band)
+    missing = [c for c in ("d", "T", "method", "seed", "ft_rank", value) if c not in table]
+    if missing:
+        raise ValueError(f"the shallow table lacks columns {missing}")
+    defaults = {"d": base_d, "T": base_T}
+    _, _, varying, star = star_layout(table, ("d", "T"), defaults)
+    native = [*(varying if star or not varying else varying[:1]), "method", "ft_rank"]
+    return faceted(_draw_shallow, table, native, name="neural_shallow",
+                   experiment="neural_shallow", value=value, defaults=defaults, band=band)
+
+
+def _draw_shallow(table: pd.DataFrame, *, value: str, defaults: dict, band: str, fig=None):
+    _, centre, varying, _ = star_layout(table, ("d", "T"), defaults)
+    panels = varying or ["d"]
     k = int(table["ft_rank"].min())
+    label = {"d": "dimension d", "T": "retraining tasks T"}
+    width = 3.2 + 3.6 * len(panels)
     with house_style():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-        panels = (("d", table[table["T"] == base_T], f"dimension d (T = {base_T})"),
-                  ("T", table[table["d"] == base_d], f"retraining tasks T (d = {base_d})"))
-        for ax, (axis, part, label) in zip(axes, panels, strict=True):
+        fig = canvas(fig, (width, 4.0))
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        for ax, axis in zip(axes, panels, strict=True):
+            other = "T" if axis == "d" else "d"
+            part = table[table[other] == centre[other]]
             for method in dict.fromkeys(part["method"]):
                 name = METHOD_LABEL.get(method, method)
                 style = style_of(method)
                 for rank, rows in part[part["method"] == method].groupby("ft_rank"):
-                    stats = _median_band(rows, [axis], value)
+                    stats = band_stats(rows, axis, value, band, log=True)
                     hollow = rank != k
-                    ax.errorbar(
-                        stats[axis], stats["median"],
-                        yerr=[stats["median"] - stats["low"], stats["high"] - stats["median"]],
+                    bars = ax.errorbar(
+                        stats.index, stats["mean"], yerr=_interval(stats),
                         label=f"{name}, rank {rank}" if hollow else name, capsize=3,
                         color=style["color"], marker=style["marker"],
                         linestyle="none" if hollow else style["linestyle"],
                         markerfacecolor="white" if hollow else style["color"],
                     )
-            ax.set_xlabel(label)
+                    for artist in bars.get_children():
+                        tag(artist, rows, x=axis)
+            ax.set_xlabel(f"{label[axis]} ({other} = {centre[other]})")
             ax.set_xticks(sorted(part[axis].unique()))
             ax.set_yscale("log")
         axes[0].set_ylabel(SHALLOW_VALUES[value])
@@ -130,26 +145,46 @@ def plot_shallow(table: pd.DataFrame, value: str = "fit_error", base_d: int = 10
             for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
                 entries.setdefault(name, handle)
         _legend_right(fig, list(entries.values()), list(entries.keys()))
+        note = (" Hollow markers: fine-tuning adapters of rank 3k at T = 2."
+                if table["ft_rank"].nunique() > 1 else "")
+        fig.suptitle(wrap(f"Shallow network, {band_caption(band, table['seed'].nunique(), log=True)}."
+                          + note, width, 12))
     return fig
 
 
-def plot_pairs(table: pd.DataFrame, value: str = "test_accuracy", label: str | None = None):
-    """One facet per fine-tuning mode: ``value`` per retraining method, mean +- s.e.
+def plot_pairs(table: pd.DataFrame, value: str = "test_accuracy", label: str | None = None,
+               band: str = DEFAULT_BAND):
+    """One facet per fine-tuning mode: ``value`` per retraining method, mean and band.
 
-    Every seed is a small point, the mean a large marker with its standard error; each method
-    keeps one colour and marker across facets, the y axis spans the data (not 0), and the
-    legend sits outside the axes.
+    Every seed is a small point, the mean a large marker with its band (default: the 95%
+    t-interval of the mean); each method keeps one colour and marker across facets, the y axis
+    spans the data (not 0), and the legend sits outside the axes. Any swept config field
+    becomes a facet of its own.
     """
-    import matplotlib.pyplot as plt
+    check_band(band)
+    missing = [c for c in ("finetune", "method", "seed", value) if c not in table]
+    if missing:
+        raise ValueError(f"the table lacks columns {missing}")
+    experiment = str(table["experiment"].iloc[0]) if "experiment" in table else None
+    # One y range for every facet, spanning the seeds and the bands.
+    keys = [c for c in ("config_hash", "finetune", "method") if c in table]
+    stats = band_stats(table, keys, value, band)
+    limits = (min(float(table[value].min()), float(stats["low"].min())),
+              max(float(table[value].max()), float(stats["high"].max())))
+    return faceted(_draw_pairs, table, ["finetune", "method"], name=experiment or "pairs",
+                   experiment=experiment, value=value, label=label, band=band, limits=limits)
 
+
+def _draw_pairs(table: pd.DataFrame, *, value: str, label: str | None, band: str,
+                limits: tuple[float, float], fig=None):
     modes = list(dict.fromkeys(table["finetune"]))
     methods = list(dict.fromkeys(table["method"]))
-    stats = _mean_se(table, ["finetune", "method"], value)
-    low, high = float(table[value].min()), float(table[value].max())
+    low, high = limits
     pad = 0.08 * max(high - low, 1e-3)
+    width = 4.2 + 2.8 * len(modes)
     with house_style():
-        fig, axes = plt.subplots(1, len(modes), figsize=(2.4 + 2.8 * len(modes), 3.4),
-                                 sharey=True, squeeze=False)
+        fig = canvas(fig, (width, 4.0))
+        axes = fig.subplots(1, len(modes), sharey=True, squeeze=False)
         for ax, mode in zip(axes[0], modes, strict=True):
             for i, method in enumerate(methods):
                 style = style_of(method)
@@ -157,18 +192,24 @@ def plot_pairs(table: pd.DataFrame, value: str = "test_accuracy", label: str | N
                 if seeds.empty:
                     continue
                 jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0]
-                ax.scatter(i + np.asarray(jitter), seeds[value], s=10, alpha=0.45,
-                           color=style["color"], marker=style["marker"], linewidths=0)
-                row = stats[(stats["finetune"] == mode) & (stats["method"] == method)].iloc[0]
-                ax.errorbar(i, row["mean"], yerr=row["se"], color=style["color"],
-                            marker=style["marker"], markersize=8, capsize=4, linestyle="none",
-                            label=METHOD_LABEL.get(method, method))
+                tag(ax.scatter(i + np.asarray(jitter), seeds[value], s=10, alpha=0.45,
+                               color=style["color"], marker=style["marker"], linewidths=0),
+                    seeds)
+                stats = band_stats(seeds, "method", value, band)
+                bars = ax.errorbar([i], stats["mean"], yerr=_interval(stats),
+                                   color=style["color"], marker=style["marker"], markersize=8,
+                                   capsize=4, linestyle="none",
+                                   label=METHOD_LABEL.get(method, method))
+                for artist in bars.get_children():
+                    tag(artist, seeds)
             ax.set_title(MODE_LABEL.get(mode, mode))
             ax.set_xticks(range(len(methods)), [""] * len(methods))
             ax.set_xlim(-0.6, len(methods) - 0.4)
             ax.set_ylim(low - pad, high + pad)
         axes[0][0].set_ylabel(label or value.replace("_", " "))
         _legend_right(fig, *axes[0][0].get_legend_handles_labels(), title="retrained with")
+        fig.suptitle(wrap(band_caption(band, table["seed"].nunique()).capitalize()
+                          + "; small points: single seeds", width, 12))
     return fig
 
 

@@ -1,17 +1,28 @@
 """Figures of the synthetic experiments, each drawn from a result table alone.
 
-Every function takes the tidy table an experiment wrote (see ``lowrank_theory.simulations.experiments``) and
-returns a matplotlib Figure; none reruns a simulation.
+Every function takes the tidy table an experiment wrote (see
+``lowrank_theory.simulations.experiments``) and returns a matplotlib Figure; none reruns a
+simulation. Each is true to its table's grid (:mod:`lowrank_theory.figures.facets`): a swept
+field the figure does not draw itself becomes a facet, so no curve pools two configs. Bands are
+95% t-intervals of the mean over seeds by default, or min-max (``band=``,
+:mod:`lowrank_theory.figures.bands`).
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from lowrank_theory.figures.bands import DEFAULT_BAND, band_caption, band_stats, check_band
+from lowrank_theory.figures.facets import config_label, faceted, tag
 from lowrank_theory.figures.style import (
     OKABE_ITO,
     REFERENCE_COLOR,
     SEQUENTIAL_CMAP,
+    canvas,
     house_style,
     method_style,
 )
@@ -21,6 +32,9 @@ __all__ = [
     "LOG_FLOOR",
     "LANDSCAPE_FLOOR",
     "VARY_QUANTITIES",
+    "wrap",
+    "draw_band",
+    "star_layout",
     "vary_axes",
     "vary_panel_rows",
     "plot_vary",
@@ -36,15 +50,8 @@ LOG_FLOOR = 1e-12
 #: The landscape's objectives reach double-precision zero (~1e-24 for O(100) losses), so its
 #: histograms need a lower floor.
 LANDSCAPE_FLOOR = 1e-30
-
-#: Axis labels of the vary parameters.
-_PARAM_LABEL = {
-    "d": "dimension d",
-    "T": "retraining tasks T",
-    "N": "samples per retraining task N",
-    "n": "fine-tuning samples n",
-    "k": "rank k",
-}
+#: The parameters of the vary set, in the order of its rows of panels.
+VARY_PARAMS: tuple[str, ...] = tuple(VARY_VALUES)
 
 
 def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -52,19 +59,116 @@ def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
     if missing:
         raise ValueError(f"the {what} table lacks columns {missing}; was it written by the "
                          f"{what} experiment?")
+    if table.empty:
+        raise ValueError(f"the {what} table has no rows")
 
 
-def _band(ax, rows: pd.DataFrame, x: str, y: str, method: str, *, markers: bool = False) -> None:
-    """Mean line and min-max band over seeds of ``y`` against ``x`` for one method."""
-    stats = rows.groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
-    style = method_style(method)
-    n_seeds = rows["seed"].nunique()
-    ax.plot(stats.index, np.maximum(stats["mean"], LOG_FLOOR), color=style["color"],
-            linestyle=style["linestyle"], marker=style["marker"] if markers else None,
-            markersize=4, label=f"{method} (mean of {n_seeds})")
-    ax.fill_between(stats.index, np.maximum(stats["min"], LOG_FLOOR),
-                    np.maximum(stats["max"], LOG_FLOOR), color=style["color"], alpha=0.2,
-                    linewidth=0)
+def wrap(text: str, width: float, fontsize: float = 10.0, indent: str = "") -> str:
+    """``text`` broken into lines that fit ``width`` inches at ``fontsize`` points.
+
+    Each line of ``text`` is wrapped on its own, at about 0.6 em per character (DejaVu Sans,
+    the house font, averages 0.55), so titles never run past the figure's edge; continuation
+    lines start with ``indent``.
+
+    Examples
+    --------
+    >>> print(wrap("one two three four five six", width=1.0))
+    one two
+    three four
+    five six
+    """
+    chars = max(12, int(width * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars, subsequent_indent=indent) or line
+                     for line in text.split("\n"))
+
+
+def _seeds(rows: pd.DataFrame) -> int:
+    return int(rows["seed"].nunique()) if "seed" in rows.columns else 1
+
+
+def _curve_label(name: str, rows: pd.DataFrame) -> str:
+    """``"SR (3 seeds)"``: a curve's legend entry (the title names the statistic)."""
+    n = _seeds(rows)
+    return f"{name} ({n} seed{'s' if n != 1 else ''})"
+
+
+#: Most points a curve is drawn with: a 10,000-step fine-tuning curve is drawn at this many
+#: iterations (evenly spaced, the last included), which the eye cannot tell from all of them.
+MAX_POINTS = 500
+
+
+def draw_band(ax, rows: pd.DataFrame, x: str, y: str, label: str, style: Mapping[str, str],
+              band: str = DEFAULT_BAND, *, log: bool = True, markers: bool = False,
+              floor: float = LOG_FLOOR, alpha: float = 0.2) -> pd.DataFrame:
+    """Draw the mean over seeds of ``y`` against ``x`` and its band; return the statistics.
+
+    ``log``: the axis is logarithmic (:func:`~lowrank_theory.figures.bands.band_stats`);
+    values below ``floor`` are drawn at it. No band is drawn where there is one seed. Both
+    artists are tagged with the configs of ``rows`` (:func:`~lowrank_theory.figures.facets.tag`);
+    curves longer than :data:`MAX_POINTS` are drawn at that many of their points.
+    """
+    stats = band_stats(rows, x, y, band, log=log, floor=floor)
+    if len(stats) > MAX_POINTS:
+        stats = stats.iloc[np.unique(np.linspace(0, len(stats) - 1, MAX_POINTS).round().astype(int))]
+    (line,) = ax.plot(stats.index, np.maximum(stats["mean"], floor), color=style["color"],
+                      linestyle=style["linestyle"], marker=style["marker"] if markers else None,
+                      markersize=4, label=label)
+    tag(line, rows, x)
+    if (stats["count"] > 1).any():
+        tag(ax.fill_between(stats.index, np.maximum(stats["low"], floor),
+                            np.maximum(stats["high"], floor), color=style["color"],
+                            alpha=alpha, linewidth=0), rows, x)
+    return stats
+
+
+def _legend(fig, axes) -> None:
+    """One legend under the figure, with every entry drawn in any panel."""
+    entries = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                   ncols=min(len(entries), 4))
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def star_layout(table: pd.DataFrame, params: Sequence[str], defaults: Mapping[str, Any]
+                ) -> tuple[dict[str, tuple], dict[str, Any], list[str], bool]:
+    """How a table's points lie in ``params``: values, centre, varying params, and star or not.
+
+    The centre takes each parameter's default where the table has it, else its smallest value.
+    The points form a *star* when each differs from the centre in at most one parameter (the
+    paper's vary set changes one parameter at a time); then a row of panels per varying
+    parameter shows every point. Otherwise (a Cartesian grid over several parameters) the
+    figures draw the first varying parameter in panels and facet the others.
+
+    Returns
+    -------
+    values : dict
+        The sorted values of each parameter.
+    centre : dict
+    varying : list of str
+        The parameters with several values.
+    star : bool
+
+    Examples
+    --------
+    >>> grid = pd.DataFrame({"T": [2, 3, 2, 3], "k": [1, 1, 2, 2]})
+    >>> star_layout(grid, ("T", "k"), {"T": 3, "k": 1})[2:]
+    (['T', 'k'], False)
+    >>> star_layout(grid.iloc[:3].iloc[[1, 0]], ("T", "k"), {"T": 3, "k": 1})[1:]
+    ({'T': 3, 'k': 1}, ['T'], True)
+    """
+    values = {p: tuple(sorted(table[p].unique().tolist())) for p in params}
+    centre = {p: defaults[p] if defaults.get(p) in values[p] else values[p][0] for p in params}
+    varying = [p for p in params if len(values[p]) > 1]
+    points = table[varying].drop_duplicates()
+    off = sum((points[p] != centre[p]).astype(int) for p in varying) if varying else 0
+    return values, centre, varying, bool(np.all(np.asarray(off) <= 1))
 
 
 #: The two measures of the vary table (axis labels): the paper's plotted quantity and the
@@ -88,31 +192,26 @@ _QUIRK_ROWS = (
 
 
 def vary_axes(table: pd.DataFrame) -> tuple[dict[str, tuple], dict[str, int]]:
-    """The values of each vary parameter to draw, and the point the other panels hold it at.
+    """The values of each vary parameter in the table, and the point other panels hold it at.
 
-    On the paper's grid these are ``VARY_VALUES`` and ``VARY_DEFAULTS``. Otherwise (a sweep
-    file's own grid, ``d = 50`` say) the values are those of the table and the point is the
-    paper's default where the table has it, else the parameter's smallest value.
+    The point is the paper's default (``VARY_DEFAULTS``) where the table has it, else the
+    parameter's smallest value (a sweep file's own grid, ``d = 50`` say).
     """
-    present = {p: tuple(sorted(table[p].unique().tolist())) for p in VARY_VALUES}
-    values = {p: VARY_VALUES[p] if set(VARY_VALUES[p]) <= set(present[p]) else present[p]
-              for p in VARY_VALUES}
-    defaults = {p: VARY_DEFAULTS[p] if VARY_DEFAULTS[p] in present[p] else present[p][0]
-                for p in VARY_VALUES}
-    return values, defaults
+    values, centre, _, _ = star_layout(table, VARY_PARAMS, VARY_DEFAULTS)
+    return values, centre
 
 
 def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
-                    defaults: dict[str, int] | None = None,
-                    authors_quirks: bool = False) -> pd.DataFrame:
+                    defaults: Mapping[str, int] | None = None,
+                    authors_quirks: bool | None = False) -> pd.DataFrame:
     """Rows of the vary panel where ``param = value`` and the other parameters at ``defaults``.
 
     ``defaults`` is the table's own point (:func:`vary_axes`; the paper's ``VARY_DEFAULTS`` on
     its grid) unless given. Only rows with the given ``authors_quirks`` are kept (when the
-    table has that column), and the panel is cut at its sweep's fine-tuning horizon: the
-    smallest ``ft_steps`` of the configurations of the sweep (the default point runs the
-    longest of its sweeps, :func:`lowrank_theory.simulations.configs.vary_configs`, and each panel shows its
-    own sweep's count).
+    table has that column and it is not None), and the panel is cut at its sweep's fine-tuning
+    horizon: the smallest ``ft_steps`` of the configurations of the sweep (the default point
+    runs the longest of its sweeps, :func:`lowrank_theory.simulations.configs.vary_configs`,
+    and each panel shows its own sweep's count).
     """
     values, table_defaults = vary_axes(table)
     defaults = table_defaults if defaults is None else defaults
@@ -122,7 +221,7 @@ def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
         for other, default in defaults.items():
             if other != param:
                 mask &= table[other] == default
-        if "authors_quirks" in table:
+        if "authors_quirks" in table and authors_quirks is not None:
             mask &= table["authors_quirks"].astype(bool) == authors_quirks
         return mask
 
@@ -132,16 +231,24 @@ def vary_panel_rows(table: pd.DataFrame, param: str, value: int,
     return rows
 
 
-def _draw_vary_panel(ax, rows: pd.DataFrame, title: str, quantity: str = "test_loss",
-                     methods: tuple[str, ...] = ("SR", "LoRA-ML")) -> None:
-    if rows.empty:
-        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+def _rank_note(rows: pd.DataFrame) -> str:
+    """``"; adapter rank 3k = 3"`` for rows at T = 2, where fine-tuning uses rank 3k."""
+    if "T" not in rows or rows.empty or set(rows["T"]) != {2}:
+        return ""
+    rank = (int(rows["ft_rank"].iloc[0]) if "ft_rank" in rows
+            else 3 * int(rows["k"].iloc[0]) if "k" in rows else None)
+    return "" if rank is None else f"\nfine-tuning adapter rank 3k = {rank}"
+
+
+def _draw_vary_panel(ax, rows: pd.DataFrame, title: str, quantity: str, band: str,
+                     methods: Sequence[str] = ("SR", "LoRA-ML")) -> None:
     for method in methods:
         sub = rows[rows["method"] == method]
         if not sub.empty:
-            _band(ax, sub, "iteration", quantity, method)
+            draw_band(ax, sub, "iteration", quantity, _curve_label(method, sub),
+                      method_style(method), band)
     ax.set_yscale("log")
-    ax.set_title(title)
+    ax.set_title(title + _rank_note(rows))
 
 
 def _check_quantities(quantities: tuple[str, ...]) -> None:
@@ -151,19 +258,25 @@ def _check_quantities(quantities: tuple[str, ...]) -> None:
                          f"got {quantities!r}")
 
 
-def _legend(fig, axes) -> None:
-    """One legend under the figure, with every method drawn in any panel."""
-    entries = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    if entries:
-        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
-                   ncols=len(entries))
+def _without_quirks(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs without ``authors_quirks`` when the table has both kinds, else every run."""
+    if "authors_quirks" in table and table["authors_quirks"].nunique() > 1:
+        return table[~table["authors_quirks"].astype(bool)]
+    return table
+
+
+def _vary_native(table: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
+    """The columns a vary figure draws itself (see :func:`star_layout`)."""
+    _, _, varying, star = star_layout(table, VARY_PARAMS, VARY_DEFAULTS)
+    if star or not varying:
+        drawn = varying
+    else:
+        drawn = [next((p for p in (params or ()) if p in varying), varying[0])]
+    return [*drawn, "method", "authors_quirks"]
 
 
 def plot_vary(table: pd.DataFrame, params: tuple[str, ...] | None = None,
-              quantities: tuple[str, ...] = ("test_loss",)):
+              quantities: tuple[str, ...] = ("test_loss",), band: str = DEFAULT_BAND):
     """New-task error against fine-tuning iteration, one row of panels per parameter and quantity.
 
     Parameters
@@ -179,104 +292,145 @@ def plot_vary(table: pd.DataFrame, params: tuple[str, ...] | None = None,
         ``"test_loss"`` (population excess loss ``||W - W*||_F^2``) and/or
         ``"insample_error"`` (the paper's plotted quantity, the noise-free error summed over
         the ``n`` fine-tuning inputs, about ``n`` times the first).
+    band : {"ci95", "minmax"}
+        The band around the mean over seeds (:mod:`lowrank_theory.figures.bands`).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Rows are (parameter, quantity) pairs; panels share the y axis within a row; mean over
-        seeds with a min-max band; runs with ``authors_quirks`` are left out
-        (:func:`plot_vary_quirks` shows them).
+        Rows are (parameter, quantity) pairs; panels share the y axis within a row. When the
+        table's points are not one parameter at a time around a centre (a Cartesian grid),
+        the first varying parameter is drawn in panels and the others become facets, as does
+        any other swept field (``sigma``, ``rounds``...). When the table also has runs with
+        ``authors_quirks``, they are left out (:func:`plot_vary_quirks` shows them).
     """
-    import matplotlib.pyplot as plt
-
     _check_quantities(quantities)
     _require(table, ["method", "seed", "iteration", *quantities, *VARY_DEFAULTS], "vary")
-    values, defaults = vary_axes(table)
-    if params is None:
-        params = tuple(p for p in VARY_VALUES if len(values[p]) > 1) or (next(iter(VARY_VALUES)),)
-    unknown = [p for p in params if p not in VARY_VALUES]
+    check_band(band)
+    unknown = [p for p in (params or ()) if p not in VARY_VALUES]
     if unknown:
         raise ValueError(f"params must be among {list(VARY_VALUES)}, got {unknown}")
-    rows_spec = [(p, q) for p in params for q in quantities]
+    rows = _without_quirks(table)
+    name = f"vary_{params[0]}" if params and len(params) == 1 else "vary"
+    return faceted(_draw_vary, rows, _vary_native(rows, params), name=name, experiment="vary",
+                   params=params, quantities=quantities, band=band)
+
+
+def _draw_vary(table: pd.DataFrame, *, params: Sequence[str] | None,
+               quantities: Sequence[str], band: str, fig=None):
+    values, centre, varying, _ = star_layout(table, VARY_PARAMS, VARY_DEFAULTS)
+    shown = [p for p in (params or varying) if p in VARY_PARAMS] or [None]
+    rows_spec = [(p, q) for p in shown for q in quantities]
+    ncols = max(len(values[p]) if p else 1 for p in shown)
     with house_style():
-        ncols = max(len(values[p]) for p in params)
-        fig, axes = plt.subplots(len(rows_spec), ncols,
-                                 figsize=(3.4 * ncols, 2.6 * len(rows_spec)),
-                                 squeeze=False, sharey="row", layout="constrained")
+        fig = canvas(fig, (max(3.4 * ncols, 5.0), 2.7 * len(rows_spec) + 1.4))
+        axes = fig.subplots(len(rows_spec), ncols, squeeze=False, sharey="row")
         for row, (param, quantity) in enumerate(rows_spec):
-            others = ", ".join(f"{p}={v}" for p, v in defaults.items() if p != param)
+            others = ", ".join(f"{p}={v}" for p, v in centre.items() if p != param)
             for col in range(ncols):
                 ax = axes[row, col]
-                if col >= len(values[param]):
+                if param is None:
+                    panel, title = table, others
+                elif col < len(values[param]):
+                    value = values[param][col]
+                    panel = vary_panel_rows(table, param, value, centre, authors_quirks=None)
+                    title = f"{param} = {value}" + ("" if col else f"  ({others})")
+                else:
                     ax.set_visible(False)
                     continue
-                value = values[param][col]
-                rows = vary_panel_rows(table, param, value, defaults)
-                _draw_vary_panel(ax, rows, f"{param} = {value}" + ("" if col else f"  ({others})"),
-                                 quantity)
+                _draw_vary_panel(ax, panel, wrap(title, 3.3, 10), quantity, band)
                 if col == 0:
                     ax.set_ylabel(VARY_QUANTITIES[quantity])
                 if row == len(rows_spec) - 1:
                     ax.set_xlabel("fine-tuning iteration")
         _legend(fig, axes)
-        which = "varying " + ", ".join(params)
-        fig.suptitle("Fine-tuning on an unseen task after LoRA-ML or SR retraining\n"
-                     f"({which}; mean and min-max band over seeds)\n"
-                     + "\n".join(_QUANTITY_TITLE[q] for q in quantities))
+        which = ("varying " + ", ".join(p for p in shown if p) if shown != [None]
+                 else "at one point of " + ", ".join(VARY_PARAMS))
+        width = fig.requested_size[0] if hasattr(fig, "requested_size") else fig.get_figwidth()
+        fig.suptitle(wrap("Fine-tuning on an unseen task after LoRA-ML or SR retraining\n"
+                          f"({which}; {band_caption(band, _seeds(table), log=True)})\n"
+                          + "\n".join(_QUANTITY_TITLE[q] for q in quantities), width, 12))
     return fig
 
 
-def plot_vary_quirks(table: pd.DataFrame, param: str = "T", quantity: str = "insample_error"):
+def plot_vary_quirks(table: pd.DataFrame, param: str | None = None,
+                     quantity: str = "insample_error", band: str = DEFAULT_BAND):
     """What the authors' two quirks change: one row per setting, one column per value.
 
     Rows: the model as stated (noise standard deviation ``sigma``, SR by pooled least
     squares); the authors' noise (standard deviation ``sigma^2``) with the same SR; and both
     quirks, the noise and the authors' SR baseline (the setting of the paper's figures).
     The first row comes from runs without ``authors_quirks``, the other two from the runs
-    with it (which report both SR baselines on the same samples).
+    with it (which report both SR baselines on the same samples); a row without runs is left
+    out.
 
     Parameters
     ----------
     table : DataFrame
-        The ``vary`` table.
-    param : str
-        The swept parameter (the T sweep shows the T = 2 gap of the paper's figure).
+        The ``vary`` table, with runs that have ``authors_quirks``.
+    param : str, optional
+        The parameter in columns; default ``T`` when it varies (the T sweep shows the T = 2
+        gap of the paper's figure), else the first that varies.
     quantity : str
         ``"insample_error"`` (the paper's, default) or ``"test_loss"``.
+    band : {"ci95", "minmax"}
 
     Returns
     -------
     matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
 
+    Raises
+    ------
+    ValueError
+        If the table has no runs with ``authors_quirks``.
+    """
     _check_quantities((quantity,))
-    _require(table, ["method", "seed", "iteration", quantity, *VARY_DEFAULTS], "vary")
-    if param not in VARY_VALUES:
+    _require(table, ["method", "seed", "iteration", "authors_quirks", quantity,
+                     *VARY_DEFAULTS], "vary")
+    check_band(band)
+    if not table["authors_quirks"].astype(bool).any():
+        raise ValueError("the vary table has no runs with authors_quirks: nothing to compare")
+    if param is not None and param not in VARY_VALUES:
         raise ValueError(f"param must be one of {list(VARY_VALUES)}, got {param!r}")
-    values = vary_axes(table)[0][param]
+    _, _, varying, star = star_layout(table, VARY_PARAMS, VARY_DEFAULTS)
+    if param is None:
+        param = "T" if "T" in varying or not varying else varying[0]
+    native = [*(varying if star else [param]), "authors_quirks", "method"]
+    return faceted(_draw_vary_quirks, table, native, name="vary_quirks", experiment="vary",
+                   param=param, quantity=quantity, band=band)
+
+
+def _draw_vary_quirks(table: pd.DataFrame, *, param: str, quantity: str, band: str, fig=None):
+    values, centre, _, _ = star_layout(table, VARY_PARAMS, VARY_DEFAULTS)
+    quirks = table["authors_quirks"].astype(bool)
+    settings = [(q, methods, label) for q, methods, label in _QUIRK_ROWS
+                if table[(quirks == q) & table["method"].isin(methods[:1])].shape[0]]
+    ncols = len(values[param])
     with house_style():
-        fig = plt.figure(figsize=(3.4 * len(values), 2.9 * len(_QUIRK_ROWS)),
-                         layout="constrained")
-        subfigs = fig.subfigures(len(_QUIRK_ROWS), 1)
-        axes = np.array([sub.subplots(1, len(values)) for sub in subfigs])
-        for row, (quirks, methods, label) in enumerate(_QUIRK_ROWS):
-            subfigs[row].suptitle(label)
-            for col, value in enumerate(values):
+        fig = canvas(fig, (max(3.4 * ncols, 5.0), 3.0 * len(settings) + 1.2))
+        subfigs = fig.subfigures(len(settings), 1, squeeze=False)[:, 0]
+        axes = np.array([sub.subplots(1, ncols, squeeze=False)[0] for sub in subfigs])
+        for row, (q, methods, label) in enumerate(settings):
+            subfigs[row].suptitle(wrap(label, 3.4 * ncols, 10))
+            for col, value in enumerate(values[param]):
                 ax = axes[row, col]
-                rows = vary_panel_rows(table, param, value, authors_quirks=quirks)
-                _draw_vary_panel(ax, rows, f"{param} = {value}", quantity, methods)
+                rows = vary_panel_rows(table, param, value, centre, authors_quirks=q)
+                if rows.empty:  # no run of this setting at this value: no empty panel
+                    ax.set_visible(False)
+                    continue
+                _draw_vary_panel(ax, rows, f"{param} = {value}", quantity, band, methods)
                 if col == 0:
                     ax.set_ylabel(VARY_QUANTITIES[quantity])
-                if row == len(_QUIRK_ROWS) - 1:
+                if row == len(settings) - 1:
                     ax.set_xlabel("fine-tuning iteration")
         # One y range for the whole figure, so the rows compare at a glance.
-        limits = np.array([ax.get_ylim() for ax in axes.flat])
+        limits = np.array([ax.get_ylim() for ax in axes.flat if ax.get_visible()])
         for ax in axes.flat:
             ax.set_ylim(limits[:, 0].min(), limits[:, 1].max())
         _legend(fig, axes)
-        fig.suptitle("What the authors' noise (sd sigma^2) and SR baseline change, one at a "
-                     f"time\n{_QUANTITY_TITLE[quantity]}; mean and min-max band over seeds",
+        fig.suptitle(wrap("What the authors' noise (sd sigma^2) and SR baseline change, one at "
+                          f"a time\n{_QUANTITY_TITLE[quantity]}; "
+                          f"{band_caption(band, _seeds(table), log=True)}", 3.4 * ncols, 12),
                      fontsize=11)
     return fig
 
@@ -304,24 +458,34 @@ def kt_equals_d_steps(Ts: np.ndarray, ratios: np.ndarray) -> tuple[list[float], 
     return xs, ys
 
 
-def plot_phase(table: pd.DataFrame):
+
+
+def plot_phase(table: pd.DataFrame, band: str = DEFAULT_BAND):
     """Recovery phase diagram: median relative ``||A^ - A*||_F`` over ``T`` and ``k/d``.
 
     Parameters
     ----------
     table : DataFrame
         The ``phase`` table (columns ``d, T, k, seed, base_error``).
+    band : str
+        Unused (each cell shows the median and the share of seeds that recover); accepted
+        so that every figure is drawn the same way.
 
     Returns
     -------
     matplotlib.figure.Figure
         A heat map (log colour scale) annotated with the median and the success fraction
-        (relative error below ``RECOVERED``) of each cell.
+        (relative error below ``RECOVERED``) of each cell; one per value of ``d`` (and of any
+        other swept field), since cells of equal ``k/d`` at two ``d`` are different configs.
     """
-    import matplotlib.pyplot as plt
+    _require(table, ["d", "T", "k", "seed", "base_error"], "phase")
+    check_band(band)
+    return faceted(_draw_phase, table, ["T", "k"], name="phase_diagram", experiment="phase")
+
+
+def _draw_phase(table: pd.DataFrame, fig=None):
     from matplotlib.colors import LogNorm
 
-    _require(table, ["d", "T", "k", "seed", "base_error"], "phase")
     table = table.assign(k_over_d=table["k"] / table["d"])
     median = table.pivot_table(index="k_over_d", columns="T", values="base_error",
                                aggfunc="median").sort_index()
@@ -330,18 +494,21 @@ def plot_phase(table: pd.DataFrame):
     Ts, ratios = median.columns.to_numpy(), median.index.to_numpy()
     values = np.maximum(median.to_numpy(dtype=float), LOG_FLOOR)
     with house_style():
-        fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(Ts), 1.4 + 0.55 * len(ratios)),
-                               layout="constrained")
+        width = max(2.4 + 0.8 * len(Ts), 5.6)
+        fig = canvas(fig, (width, 2.6 + 0.6 * len(ratios)))
+        ax = fig.subplots()
         image = ax.imshow(values, origin="lower", aspect="auto", cmap=SEQUENTIAL_CMAP,
-                          norm=LogNorm(vmin=max(values.min(), LOG_FLOOR), vmax=max(values.max(), 1.0)))
-        for i in range(len(ratios)):
-            for j in range(len(Ts)):
+                          norm=LogNorm(vmin=max(np.nanmin(values), LOG_FLOOR),
+                                       vmax=max(np.nanmax(values), 1.0)))
+        for i, ratio in enumerate(ratios):
+            for j, T in enumerate(Ts):
                 v = median.to_numpy()[i, j]
                 if np.isnan(v):
                     continue
                 dark = values[i, j] < np.sqrt(image.norm.vmin * image.norm.vmax)
-                ax.text(j, i, f"{v:.0e}\n{success.to_numpy()[i, j]:.0%}", ha="center",
-                        va="center", fontsize=7, color="white" if dark else "black")
+                cell = table[(table["k_over_d"] == ratio) & (table["T"] == T)]
+                tag(ax.text(j, i, f"{v:.0e}\n{success.to_numpy()[i, j]:.0%}", ha="center",
+                            va="center", fontsize=8, color="white" if dark else "black"), cell)
         ax.set_xticks(range(len(Ts)), [str(t) for t in Ts])
         ax.set_yticks(range(len(ratios)), [f"{r:.2g}" for r in ratios])
         ax.grid(False)
@@ -350,97 +517,88 @@ def plot_phase(table: pd.DataFrame):
         xs, ys = kt_equals_d_steps(Ts, ratios)
         ax.plot(xs, ys, color=OKABE_ITO["reddish_purple"], linewidth=2.0, linestyle="--",
                 label="kT = d (kT <= d to its left)")
-        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
         ax.set_xlabel("retraining tasks T")
         ax.set_ylabel("rank ratio k/d")
         d_values = sorted(table["d"].unique())
-        ax.set_title(f"LoRA-ML recovery of A* (population, d={', '.join(map(str, d_values))})\n"
-                     f"median ||A^-A*||/||A*|| and share of seeds below {RECOVERED:.0e}")
-        fig.colorbar(image, ax=ax, label="median relative ||A^ - A*||_F")
+        ax.set_title(wrap(f"LoRA-ML recovery of A* (population, d={', '.join(map(str, d_values))})"
+                          f"\nmedian ||A^-A*||/||A*|| and share of seeds below {RECOVERED:.0e}",
+                          width - 1.8, 10))
+        fig.colorbar(image, ax=ax, label="median relative\n||A^ - A*||_F")
     return fig
 
 
-def _config_groups(table: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[dict, pd.DataFrame]]:
-    """The table split by the distinct values of ``keys`` (those present), in sorted order.
-
-    A sweep file may run several configs into one table; each gets its own panel rather than
-    being pooled under the first config's label.
-    """
-    present = [k for k in keys if k in table.columns]
-    return [(dict(zip(present, values if isinstance(values, tuple) else (values,))), rows)
-            for values, rows in table.groupby(present, sort=True)]
-
-
-def _label(config: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items())
-
-
-def plot_rate(table: pd.DataFrame):
+def plot_rate(table: pd.DataFrame, band: str = DEFAULT_BAND):
     """Post-adaptation excess loss against ``n`` (log-log) with the ``k d sigma^2 / n`` line.
 
     Parameters
     ----------
     table : DataFrame
         The ``rate`` table (columns ``d, k, sigma, n, method, seed, excess_loss``; ``T`` and
-        ``N`` if present). Several configs (a sweep file's grid) give one panel each.
+        ``N`` if present). Several configs (a sweep file's grid) give one facet each.
+    band : {"ci95", "minmax"}
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     _require(table, ["d", "k", "sigma", "n", "method", "seed", "excess_loss"], "rate")
-    groups = _config_groups(table, ("d", "k", "sigma", "T", "N"))
-    ncols = min(len(groups), 3)
-    nrows = -(-len(groups) // ncols)
+    check_band(band)
+    return faceted(_draw_rate, table, ["method"], name="adaptation_rate", experiment="rate",
+                   band=band)
+
+
+def _draw_rate(table: pd.DataFrame, *, band: str, fig=None):
+    d, k, sigma = (table[c].iloc[0] for c in ("d", "k", "sigma"))
     with house_style():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False,
-                                 layout="constrained")
-        for ax, (config, rows) in zip(axes.flat, groups):
-            for method in ("SR", "LoRA-ML", "oracle"):
-                sub = rows[rows["method"] == method]
-                if not sub.empty:
-                    _band(ax, sub, "n", "excess_loss", method, markers=True)
-            n = np.sort(rows["n"].unique()).astype(float)
-            d, k, sigma = config["d"], config["k"], config["sigma"]
-            ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.",
-                    linewidth=1.2, label=r"reference $k d \sigma^2 / n$")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("fine-tuning samples n")
-            ax.set_ylabel("excess test loss after fine-tuning")
-            ax.set_title(f"Excess loss after rank-{k} fine-tuning on n samples\n"
-                         f"({_label(config)}; mean and min-max over seeds)")
-            ax.legend(loc="best")
-        for ax in axes.flat[len(groups):]:
-            ax.set_visible(False)
+        fig = canvas(fig, (5.6, 4.2))
+        ax = fig.subplots()
+        for method in ("SR", "LoRA-ML", "oracle"):
+            sub = table[table["method"] == method]
+            if not sub.empty:
+                draw_band(ax, sub, "n", "excess_loss", _curve_label(method, sub),
+                          method_style(method), band, markers=True)
+        n = np.sort(table["n"].unique()).astype(float)
+        ax.plot(n, k * d * sigma**2 / n, color=REFERENCE_COLOR, linestyle="-.",
+                linewidth=1.2, label=r"reference $k d \sigma^2 / n$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("fine-tuning samples n")
+        ax.set_ylabel("excess test loss after fine-tuning")
+        ax.set_title(wrap(config_label(table, ("d", "k", "sigma", "T", "N")), 5.0, 10))
+        ax.legend(loc="best")
+        fig.suptitle(wrap("Excess loss after rank-k fine-tuning on n samples\n"
+                          f"({band_caption(band, _seeds(table), log=True)})", 5.4, 12))
     return fig
 
 
-def plot_landscape(table: pd.DataFrame):
+def plot_landscape(table: pd.DataFrame, band: str = DEFAULT_BAND):
     """Histograms over random starts of the final objective and of ``||A^ - A*||``, per ``T``.
 
     Parameters
     ----------
     table : DataFrame
         The ``landscape`` table (columns ``T, objective, base_error``; one row per start).
+    band : str
+        Unused (histograms); accepted so that every figure is drawn the same way.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One row per T (per config, when a sweep file also varies d or k); log-spaced bins
-        shared by the rows, values below ``LANDSCAPE_FLOOR`` drawn at it.
+        One row per T, one facet per value of any other swept field (d, k, starts, solver);
+        log-spaced bins shared by the rows of a facet, values below ``LANDSCAPE_FLOOR``
+        drawn at it.
     """
-    import matplotlib.pyplot as plt
-
     _require(table, ["T", "objective", "base_error"], "landscape")
-    # One row per config: T, and d and k when a sweep file varies them.
-    groups = _config_groups(table, ("d", "k", "T"))
-    shared = {k: table[k].iloc[0] for k in ("d", "k") if k in table and table[k].nunique() == 1}
+    check_band(band)
+    return faceted(_draw_landscape, table, ["T"], name="landscape", experiment="landscape")
+
+
+def _draw_landscape(table: pd.DataFrame, fig=None):
+    Ts = sorted(table["T"].unique())
     # Every row shares each column's bins, so T = 2 and T = 3 compare at a glance.
     bins = {}
-    for column, _ in (("objective", None), ("base_error", None)):
+    for column in ("objective", "base_error"):
         values = np.maximum(table[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
         low = np.floor(np.log10(values.min()))
         high = max(np.ceil(np.log10(values.max())), low + 1)
@@ -448,20 +606,23 @@ def plot_landscape(table: pd.DataFrame):
     columns = (("objective", "final excess objective F(A^, U^)"),
                ("base_error", "relative ||A^ - A*||_F"))
     with house_style():
-        fig, axes = plt.subplots(len(groups), 2, figsize=(8.0, 2.6 * len(groups)), squeeze=False,
-                                 layout="constrained")
-        for row, (config, sub) in enumerate(groups):
-            label = ", ".join(f"{k} = {v}" for k, v in config.items() if k not in shared)
+        fig = canvas(fig, (8.0, 2.7 * len(Ts) + 1.0))
+        axes = fig.subplots(len(Ts), 2, squeeze=False)
+        for row, T in enumerate(Ts):
+            sub = table[table["T"] == T]
             for col, (column, xlabel) in enumerate(columns):
                 ax = axes[row, col]
                 values = np.maximum(sub[column].to_numpy(dtype=float), LANDSCAPE_FLOOR)
-                ax.hist(values, bins=bins[column], color=method_style("LoRA-ML")["color"],
-                        alpha=0.85)
+                _, _, patches = ax.hist(values, bins=bins[column],
+                                        color=method_style("LoRA-ML")["color"], alpha=0.85)
+                for patch in patches:
+                    tag(patch, sub)
                 ax.set_xscale("log")
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel("random starts")
-                ax.set_title(f"{label}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
-        fixed = "".join(f", {k}={v}" for k, v in shared.items())
-        fig.suptitle(f"LoRA-ML (population{fixed}) from random starts:\n"
-                     "final objective and distance of the base to A*")
+                ax.set_title(f"T = {T}: {len(sub)} starts, median {np.median(sub[column]):.1e}")
+        fixed = ", ".join(["population", *filter(None, [config_label(
+            table, ("d", "k", "solver", "starts"), fig)])])
+        fig.suptitle(wrap(f"LoRA-ML ({fixed}) from random starts:\n"
+                          "final objective and distance of the base to A*", 7.8, 12))
     return fig

@@ -41,12 +41,12 @@ def as_seed_generator(
     )
 
 
-def check_int(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
-    """Return ``value`` as int after checking its type and range."""
+def check_int(value: Any, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as int after checking its type and range (None: no bound)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r}).")
     value = int(value)
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}.")
@@ -60,7 +60,7 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_int_tuple(value: Any, name: str, minimum: int = 1) -> tuple[int, ...]:
+def check_int_tuple(value: Any, name: str, minimum: int | None = 1) -> tuple[int, ...]:
     """Return ``value`` after checking it is a non-empty, strictly increasing tuple of ints.
 
     Each item is checked by :func:`check_int` under the name ``name[i]``.
@@ -73,14 +73,17 @@ def check_int_tuple(value: Any, name: str, minimum: int = 1) -> tuple[int, ...]:
     return items
 
 
-def check_float(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
-    """Return ``value`` as a finite float, checking it is >= (or > if strict) ``minimum``."""
+def check_float(value: Any, name: str, minimum: float | None = 0.0, strict: bool = False) -> float:
+    """Return ``value`` as a finite float, checking it is >= (or > if strict) ``minimum``.
+
+    ``minimum=None`` checks finiteness only.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r}).")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}.")
-    if value < minimum or (strict and value == minimum):
+    if minimum is not None and (value < minimum or (strict and value == minimum)):
         op = ">" if strict else ">="
         raise ValueError(f"{name} must be {op} {minimum}, got {value}.")
     return value

@@ -11,9 +11,11 @@ two cores, for ``make reproduce``) and ``full`` (the paper's settings, for ``mak
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
-from collections.abc import Sequence
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,6 +35,9 @@ from lowrank_theory.tasks import PAPER_SIGMA
 __all__ = [
     "SIZES",
     "RECOVERED",
+    "param",
+    "FieldSpec",
+    "field_specs",
     "ExperimentConfig",
     "VaryConfig",
     "VARY_DEFAULTS",
@@ -59,6 +64,194 @@ MAX_SEED = 2**63 - 1
 RECOVERED = 1e-6
 
 
+# --------------------------------------------------------------------------- documented fields
+def param(default: Any, help: str, *, minimum: float | None = None, exclusive: bool = False,
+          choices: Sequence[str] | None = None, increasing: bool = False,
+          distinct: bool = False, note: str | None = None) -> Any:
+    """A config field with its meaning and allowed values: the one source of both.
+
+    The returned :func:`dataclasses.field` carries metadata that every
+    :class:`ExperimentConfig` enforces on construction (the type of its annotation, then
+    ``minimum``, ``choices``, ``increasing``, ``distinct``) and that :func:`field_specs`
+    describes (``lowrank-theory describe``, ``docs/sweeps.md``).
+
+    Parameters
+    ----------
+    default
+        The default value (a tuple for a tuple field).
+    help : str
+        One line on what the field means.
+    minimum : float, optional
+        Smallest allowed value (of each item, for a tuple field).
+    exclusive : bool
+        ``minimum`` itself is not allowed (``> 0`` rather than ``>= 0``; float fields).
+    choices : sequence of str, optional
+        The allowed strings (of each item, for a tuple of names).
+    increasing : bool
+        A tuple field must be strictly increasing.
+    distinct : bool
+        A tuple field must not repeat an item.
+    note : str, optional
+        A condition involving other fields (``"<= d"``), checked by the config's
+        ``_validate``; shown after the range.
+
+    Examples
+    --------
+    >>> @dataclass(frozen=True)
+    ... class Toy(ExperimentConfig):
+    ...     d: int = param(10, "dimension", minimum=1)
+    ...     def _validate(self) -> None:
+    ...         pass
+    >>> Toy(d=0)
+    Traceback (most recent call last):
+    ValueError: d must be >= 1, got 0.
+    >>> field_specs(Toy)
+    [FieldSpec(name='d', type='int', default=10, range='an integer >= 1', help='dimension')]
+    """
+    meta: dict[str, Any] = {"help": help}
+    if minimum is not None:
+        meta["minimum"], meta["exclusive"] = minimum, exclusive
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if increasing:
+        meta["increasing"] = True
+    if distinct:
+        meta["distinct"] = True
+    if note is not None:
+        meta["note"] = note
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What ``lowrank-theory describe`` says about one config field.
+
+    Attributes
+    ----------
+    name, type : str
+        The field and its type as annotated (``int``, ``tuple[int, ...]``).
+    default
+        Its default value.
+    range : str
+        The values it accepts, in words (``"an integer >= 1"``, ``"one of 'exact', 'lbfgs'"``).
+    help : str
+        One line on what it means.
+    """
+
+    name: str
+    type: str
+    default: Any
+    range: str
+    help: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (a tuple default becomes a list)."""
+        return {"name": self.name, "type": self.type, "default": _jsonable(self.default),
+                "range": self.range, "help": self.help}
+
+
+@functools.cache
+def _hints(config_type: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_type)
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in typing.get_args(hint))
+        return f"tuple[{inner}]"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _leaf(hint: Any) -> Any:
+    """The scalar type at the bottom of a (nested) tuple annotation."""
+    while typing.get_origin(hint) is tuple:
+        hint = typing.get_args(hint)[0]
+    return hint
+
+
+def _range_text(hint: Any, meta: Mapping[str, Any]) -> str:
+    leaf = _leaf(hint)
+    if "choices" in meta:
+        text = "one of " + ", ".join(repr(c) for c in meta["choices"])
+    elif leaf is bool:
+        text = "true or false"
+    elif "minimum" in meta:
+        word = "an integer" if leaf is int else "a finite number"
+        text = f"{word} {'>' if meta.get('exclusive') else '>='} {meta['minimum']:g}"
+    elif leaf is float:
+        text = "a finite number"
+    elif leaf is int:
+        text = "an integer"
+    else:
+        text = "any text"
+    if typing.get_origin(hint) is tuple:
+        how = ("strictly increasing, " if meta.get("increasing") else
+               "distinct, " if meta.get("distinct") else "")
+        text = f"non-empty, {how}each {text}"
+    return f"{text}; {meta['note']}" if "note" in meta else text
+
+
+def field_specs(config_type: type) -> list[FieldSpec]:
+    """The fields of ``config_type`` with their type, default, allowed values and meaning.
+
+    Read from the class alone: its annotations and each field's :func:`param` metadata. A
+    field declared without :func:`param` is described as ``"(no description)"``.
+
+    Examples
+    --------
+    >>> [s.name for s in field_specs(PhaseConfig)]
+    ['d', 'T', 'k', 'solver', 'restarts']
+    >>> field_specs(PhaseConfig)[3].range
+    "one of 'exact', 'lbfgs', 'paper'"
+    """
+    hints = typing.get_type_hints(config_type)
+    return [FieldSpec(f.name, _type_name(hints[f.name]), f.default,
+                      _range_text(hints[f.name], f.metadata),
+                      f.metadata.get("help", "(no description)"))
+            for f in dataclasses.fields(config_type)]
+
+
+def _check_value(name: str, hint: Any, meta: Mapping[str, Any], value: Any) -> None:
+    """Check ``value`` against the annotation ``hint`` and the :func:`param` metadata.
+
+    Scalars go through the core's validators (:mod:`lowrank_theory._validation`), so a config
+    field and a function argument are refused in the same words.
+    """
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple) or not value:
+            raise TypeError(f"{name} must be a non-empty tuple, got {value!r}")
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if not variadic and len(args) != len(value):
+            raise TypeError(f"{name} must be a tuple of {len(args)} values, got {value!r}")
+        if meta.get("increasing") and variadic and args[0] is int:
+            check_int_tuple(value, name, minimum=meta.get("minimum"))
+            return
+        for i, item in enumerate(value):
+            _check_value(f"{name}[{i}]", args[0] if variadic else args[i], meta, item)
+        if meta.get("increasing") and list(value) != sorted(set(value)):
+            raise ValueError(f"{name} must be strictly increasing, got {value}")
+        if meta.get("distinct") and len(set(value)) != len(value):
+            raise ValueError(f"{name} must not repeat an item, got {value}")
+    elif hint is bool:
+        check_bool(value, name)
+    elif hint is int:
+        check_int(value, name, minimum=meta.get("minimum"))
+    elif hint is float:
+        minimum = meta.get("minimum")
+        check_float(value, name, minimum=None if minimum is None else float(minimum),
+                    strict=meta.get("exclusive", False))
+    elif hint is str:
+        if "choices" in meta:
+            check_choice(value, name, tuple(meta["choices"]))
+        elif not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Base class of experiment configs: hashing, serialisation and table columns.
@@ -71,6 +264,9 @@ class ExperimentConfig:
     SCHEMA: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_value(f.name, hints[f.name], f.metadata, getattr(self, f.name))
         self._validate()
         # The validators accept numpy scalars; the fields hold Python ones, so that a config
         # hashes (canonical JSON) the same whichever kind it was given.
@@ -127,6 +323,8 @@ VARY_FT_STEPS: dict[str, int] = {"d": 1400, "T": 10000, "N": 1000, "n": 1000, "k
 VARY_QUIRKS_PARAMS: tuple[str, ...] = ("T", "d")
 
 
+#: ``fit_lora_ml`` methods a config may name.
+SOLVERS: tuple[str, ...] = ("exact", "lbfgs", "paper")
 #: Ground-truth schemes of the vary experiment (see :class:`VaryConfig`).
 VARY_FAMILIES: tuple[str, ...] = ("per-run", "per-seed")
 
@@ -169,28 +367,27 @@ class VaryConfig(ExperimentConfig):
         pooled least-squares SR.
     """
 
-    d: int = VARY_DEFAULTS["d"]
-    T: int = VARY_DEFAULTS["T"]
-    N: int = VARY_DEFAULTS["N"]
-    n: int = VARY_DEFAULTS["n"]
-    k: int = VARY_DEFAULTS["k"]
-    sigma: float = PAPER_SIGMA
-    rounds: int = PAPER_ROUNDS
+    d: int = param(VARY_DEFAULTS["d"], "input and output dimension", minimum=1)
+    T: int = param(VARY_DEFAULTS["T"], "number of retraining tasks (the fine-tuning rank is 3k when T = 2)",
+                   minimum=1)
+    N: int = param(VARY_DEFAULTS["N"], "samples per retraining task", minimum=1)
+    n: int = param(VARY_DEFAULTS["n"], "samples of the new task used for fine-tuning", minimum=1)
+    k: int = param(VARY_DEFAULTS["k"], "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    sigma: float = param(PAPER_SIGMA, "noise standard deviation (sigma**2 with authors_quirks)",
+                         minimum=0)
+    rounds: int = param(PAPER_ROUNDS, "block-coordinate rounds of LoRA-ML retraining (the paper's "
+                              "protocol); also the base steps of the authors' SR", minimum=1)
     # The default point belongs to the T and k sweeps, which run the most steps.
-    ft_steps: int = max(VARY_FT_STEPS.values())
-    ft_lr: float = PAPER_FT_LR
-    family: str = "per-run"
-    family_seed: int = 0
-    authors_quirks: bool = False
+    ft_steps: int = param(max(VARY_FT_STEPS.values()), "gradient steps of fine-tuning on the new task", minimum=1)
+    ft_lr: float = param(PAPER_FT_LR, "fine-tuning step size, on the half mean squared error",
+                         minimum=0, exclusive=True)
+    family: str = param("per-run", "ground truth: one for all seeds (per-run, the authors') or "
+                                   "a fresh one per seed (per-seed)", choices=VARY_FAMILIES)
+    family_seed: int = param(0, "seed of the per-run ground truth", minimum=0)
+    authors_quirks: bool = param(False, "reproduce the authors' noise (sd sigma**2) and their "
+                                        "SR baseline, reported as 'SR (authors)'")
 
     def _validate(self) -> None:
-        for name in ("d", "T", "N", "n", "k", "rounds", "ft_steps"):
-            check_int(getattr(self, name), name)
-        check_int(self.family_seed, "family_seed", minimum=0)
-        check_float(self.sigma, "sigma")
-        check_float(self.ft_lr, "ft_lr", strict=True)
-        check_choice(self.family, "family", VARY_FAMILIES)
-        check_bool(self.authors_quirks, "authors_quirks")
         if self.k > self.d:
             raise ValueError(f"k must be <= d (a rank-k offset in dimension d); got k={self.k}, "
                              f"d={self.d}")
@@ -265,16 +462,13 @@ class PhaseConfig(ExperimentConfig):
         theorems describe, so a spurious local minimum should not count as a failure).
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    solver: str = "exact"
-    restarts: int = 3
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    solver: str = param("exact", "fit_lora_ml method", choices=SOLVERS)
+    restarts: int = param(3, "random starts per fit; the lowest objective is kept", minimum=1)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "restarts"):
-            check_int(getattr(self, name), name)
-        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -302,18 +496,17 @@ class RateConfig(ExperimentConfig):
         Fine-tuning sample sizes, increasing.
     """
 
-    d: int = VARY_DEFAULTS["d"]
-    T: int = VARY_DEFAULTS["T"]
-    k: int = VARY_DEFAULTS["k"]
-    N: int = VARY_DEFAULTS["N"]
-    sigma: float = PAPER_SIGMA
-    n_grid: tuple[int, ...] = field(default=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
+    d: int = param(VARY_DEFAULTS["d"], "input and output dimension", minimum=1)
+    T: int = param(VARY_DEFAULTS["T"], "number of retraining tasks", minimum=1)
+    k: int = param(VARY_DEFAULTS["k"], "rank of the true offsets and of the fine-tuning adapter", minimum=1,
+                   note="<= d")
+    N: int = param(VARY_DEFAULTS["N"], "samples per retraining task", minimum=1)
+    sigma: float = param(PAPER_SIGMA, "noise standard deviation", minimum=0, exclusive=True)
+    n_grid: tuple[int, ...] = param((20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+                                    "fine-tuning sample sizes (the x axis)", minimum=1,
+                                    increasing=True)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "N"):
-            check_int(getattr(self, name), name)
-        check_float(self.sigma, "sigma", strict=True)
-        check_int_tuple(self.n_grid, "n_grid")
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -332,16 +525,13 @@ class LandscapeConfig(ExperimentConfig):
         ``fit_lora_ml`` method run from each start.
     """
 
-    d: int = 6
-    T: int = 2
-    k: int = 1
-    starts: int = 100
-    solver: str = "lbfgs"
+    d: int = param(6, "input and output dimension", minimum=1)
+    T: int = param(2, "number of tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets and of the adapters", minimum=1, note="<= d")
+    starts: int = param(100, "random starts per ground-truth family (per seed)", minimum=1)
+    solver: str = param("lbfgs", "fit_lora_ml method run from each start", choices=SOLVERS)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "starts"):
-            check_int(getattr(self, name), name)
-        check_choice(self.solver, "solver", ("exact", "lbfgs", "paper"))
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 
@@ -366,16 +556,15 @@ class AtlasConfig(ExperimentConfig):
         Round budget of the paper-protocol run (the paper runs 3000).
     """
 
-    d: int = 10
-    k: int = 1
-    T: int = 3
-    search_starts: int = 10
-    rounds: int = 30_000
+    d: int = param(10, "input and output dimension", minimum=1)
+    k: int = param(1, "rank of the offsets and of the adapters", minimum=1, note="<= d")
+    T: int = param(3, "number of tasks", minimum=1)
+    search_starts: int = param(10, "L-BFGS starts of the spurious-minimum search per family",
+                               minimum=0)
+    rounds: int = param(30_000, "round budget of each paper-protocol run (the paper runs "
+                                "3000)", minimum=1)
 
     def _validate(self) -> None:
-        for name in ("d", "k", "T", "rounds"):
-            check_int(getattr(self, name), name)
-        check_int(self.search_starts, "search_starts", minimum=0)
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
 

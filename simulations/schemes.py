@@ -20,17 +20,17 @@ scheme-specific columns (``rank``, ``alpha``, ``beta``, ``harmful_gain``, ``task
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep, param
 from lowrank_theory.simulations.runner import Experiment
 from lowrank_theory.simulations.streams import stream_seeds
 
 import lowrank_theory as lt
-from lowrank_theory._validation import check_bool, check_float, check_int, check_int_tuple
+from lowrank_theory._validation import check_int_tuple
 from lowrank_theory.adaptation import PAPER_FT_LR
 from lowrank_theory.schemes import (
     AdaptationScheme,
@@ -93,28 +93,28 @@ class SchemesConfig(ExperimentConfig):
         expected cost of a random perturbation of that norm on a perfect fit.
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 1000
-    sigma: float = 0.1
-    n_grid: tuple[int, ...] = field(default=(12, 20, 50, 200, 1000))
-    population: bool = True
-    max_rank: int = 5
-    ft_steps: int = 1000
-    ft_lr: float = PAPER_FT_LR
-    subspace_steps: tuple[int, ...] = field(default=(0, 30, 100))
-    rho: float = 1.0
+    d: int = param(10, "input and output dimension", minimum=1)
+    T: int = param(3, "number of retraining tasks", minimum=1)
+    k: int = param(1, "rank of the true offsets", minimum=1, note="<= d")
+    N: int = param(1000, "samples per retraining task", minimum=1)
+    sigma: float = param(0.1, "noise standard deviation", minimum=0, exclusive=True)
+    n_grid: tuple[int, ...] = param((12, 20, 50, 200, 1000), "fine-tuning sample sizes",
+                                    minimum=1, increasing=True, note="each > d")
+    population: bool = param(True, "also adapt on the population (rows with n = inf)")
+    max_rank: int = param(5, "each scheme runs at its cost of ranks 1 .. max_rank", minimum=1,
+                          note="<= d")
+    ft_steps: int = param(1000, "gradient steps of lora-gd", minimum=0)
+    ft_lr: float = param(PAPER_FT_LR, "step size of every gradient-descent scheme", minimum=0,
+                         exclusive=True)
+    subspace_steps: tuple[int, ...] = param((0, 30, 100), "gradient steps after the "
+                                            "subspace-constrained start, one scheme each",
+                                            minimum=0, increasing=True)
+    rho: float = param(1.0, "norm of the post-fine-tuning perturbations", minimum=0,
+                       exclusive=True)
 
     def _validate(self) -> None:
-        for name in ("d", "T", "k", "N", "max_rank"):
-            check_int(getattr(self, name), name)
-        check_int(self.ft_steps, "ft_steps", minimum=0)
-        for name in ("sigma", "ft_lr", "rho"):
-            check_float(getattr(self, name), name, strict=True)
+        # The least-squares schemes need more samples than dimensions.
         check_int_tuple(self.n_grid, "n_grid", minimum=self.d + 1)
-        check_int_tuple(self.subspace_steps, "subspace_steps", minimum=0)
-        check_bool(self.population, "population")
         if self.k > self.d or self.max_rank > self.d:
             raise ValueError(f"k and max_rank must be <= d; got k={self.k}, "
                              f"max_rank={self.max_rank}, d={self.d}")

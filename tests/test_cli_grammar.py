@@ -20,18 +20,19 @@ def _options(name: str) -> dict[str, argparse.Action]:
 
 
 #: The shared options each command has (where they make sense: ``check`` writes no files and
-#: runs in one process; ``neural`` runs one experiment, named by ``--experiment``).
+#: runs in one process).
 SHARED = {
     "check": {"--only", "--seed", "--json"},
     "reproduce": {"--only", "--seed", "--seeds", "--out", "--jobs", "--json"},
-    "neural": {"--seed", "--seeds", "--out", "--jobs", "--json"},
+    "neural": {"--only", "--seed", "--seeds", "--out", "--jobs", "--json"},
 }
 
 
 @pytest.mark.parametrize("command", list(SHARED))
 def test_shared_options_are_spelled_alike(command):
     """Each command has its shared options, with the same metavar and no other spelling of
-    them (no --seed-count, --output, --workers, --format)."""
+    them (no --seed-count, --output, --workers; --format only for figure files, never for
+    the output, which is --json)."""
     options = _options(command)
     assert SHARED[command] <= set(options)
     metavars = {"--seed": "S", "--seeds": "N", "--out": "DIR", "--jobs": "N", "--only": "NAME"}
@@ -39,14 +40,17 @@ def test_shared_options_are_spelled_alike(command):
         assert options[flag].metavar == metavars[flag], (command, flag)
     if "--seeds" in options:
         assert options["--seed"].metavar == "S"
-    for other in ("--seed-count", "--output", "--outdir", "--workers", "--nproc", "--format"):
+    for other in ("--seed-count", "--output", "--outdir", "--workers", "--nproc"):
         assert other not in options
+    if "--format" in options:
+        assert "png, pdf, svg" in options["--format"].help
 
 
 @pytest.mark.parametrize("forms", [["a", "b"], ["a", "--only", "b"], ["a,b"]])
-@pytest.mark.parametrize("command", ["check", "reproduce"])
+@pytest.mark.parametrize("command", ["check", "reproduce", "neural"])
 def test_only_takes_the_same_three_forms(command, forms):
-    names = {"check": ["sr-rank", "truth-global"], "reproduce": ["rate", "phase"]}[command]
+    names = {"check": ["sr-rank", "truth-global"], "reproduce": ["rate", "phase"],
+             "neural": ["vision", "shallow"]}[command]
     argv = [names[0] if f == "a" else names[1] if f == "b" else
             ",".join(names) if f == "a,b" else f for f in forms]
     assert build_parser().parse_args([command, "--only", *argv]).only == names

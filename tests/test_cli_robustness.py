@@ -59,6 +59,7 @@ ENTRIES = {
     "reproduce": lambda argv: cli_main(["reproduce", *argv]),
     "neural": lambda argv: cli_main(["neural", *argv]),
     "check": lambda argv: cli_main(["check", *argv]),
+    "describe": lambda argv: cli_main(["describe", *argv]),
     "figures": figures_main,
 }
 
@@ -116,6 +117,14 @@ def _layout(block):
 
 def _argv(*argv):
     return lambda tmp, monkeypatch: [a.format(tmp=tmp) for a in argv]
+
+
+def _beside_a_file(*argv):
+    """Arguments that name ``{tmp}/afile``, a plain file the builder writes first."""
+    def build(tmp, monkeypatch):
+        (tmp / "afile").write_text("not a folder")
+        return [a.format(tmp=tmp) for a in argv]
+    return build
 
 
 def _unreachable(command, *extra):
@@ -263,6 +272,12 @@ CORPUS = {
     "check-seed-2**64": ("check", _argv("--seed", str(2**64)), "--seed must be"),
     "check-only-unknown": ("check", _argv("--only", "nope"), "invalid name 'nope'"),
     "check-unknown-flag": ("check", _argv("--bogus"), "unrecognized arguments"),
+    # -------------------------------------------------------------- describe
+    "describe-unknown": ("describe", _argv("nope"), "EXPERIMENT must be one of"),
+    "describe-unknown-flag": ("describe", _argv("--bogus"), "unrecognized arguments"),
+    "describe-docs-a-file": ("describe", _beside_a_file("--docs", "{tmp}/afile"), "--docs"),
+    "describe-docs-unmakeable": ("describe", _beside_a_file("--docs", "{tmp}/afile/sub"),
+                                 "--docs"),
     # -------------------------------------------------------------- figures
     "figures-results-a-file": ("figures", lambda tmp, mp: [str(_write(tmp / "r.csv", "a\n"))],
                                "is a file"),
@@ -360,8 +375,8 @@ def test_a_real_process_prints_no_traceback(tmp_path):
 
 # --------------------------------------------------------------------------- repaired faults
 def test_figures_redraw_over_damaged_manifests(phase_results, tmp_path, capsys):
-    """A table manifest or figure manifest whose ``files`` is a list: ignored with a warning,
-    the figure drawn again (exit 0)."""
+    """A table manifest or figure manifest whose ``files`` is a list: ignored with a warning on
+    stderr, the figure drawn again (exit 0)."""
     res = tmp_path / "res"
     shutil.copytree(phase_results, res)
     assert figures_main([str(res), "--only", "phase"]) == 0
@@ -371,8 +386,9 @@ def test_figures_redraw_over_damaged_manifests(phase_results, tmp_path, capsys):
     table = json.loads((res / "phase.json").read_text())
     table["files"] = list(table["files"])
     (res / "phase.json").write_text(json.dumps(table))
-    with pytest.warns(UserWarning, match="not a manifest of tables"):
-        assert figures_main([str(res), "--only", "phase"]) == 0
+    capsys.readouterr()
+    assert figures_main([str(res), "--only", "phase"]) == 0
+    assert "warning: table manifest" in capsys.readouterr().err  # said on stderr
     assert isinstance(json.loads((res / "figures" / "manifest.json").read_text())[
         "phase_diagram"]["files"], dict)
 

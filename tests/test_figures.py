@@ -1,12 +1,16 @@
 """Tests of figures/: every figure draws from a small synthetic table alone."""
 
+import re
+
 import matplotlib
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from lowrank_theory.figures import FIGURES, make_figures, publish
 from lowrank_theory.figures.io import read_table
+from lowrank_theory.figures.make import FigureSpec
 from lowrank_theory.figures.plots import (
     plot_landscape,
     plot_phase,
@@ -70,19 +74,24 @@ def landscape_table():
 
 
 def _line(ax, method):
-    return next(l for l in ax.get_lines() if l.get_label().startswith(method + " (mean"))
+    return next(l for l in ax.get_lines() if re.fullmatch(re.escape(method) + r" \(\d+ seeds?\)",
+                                                          l.get_label()))
 
 
 def test_vary_figure_has_one_panel_per_value_with_log_y():
+    """A panel per value of each parameter, the centre point (N = 5000) in every row, so the N
+    row has 4 panels; log y; one legend naming the seeds."""
     fig = plot_vary(vary_table())
-    axes = fig.axes
-    assert len(axes) == 15
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 3 + 3 + 4 + 3 + 3
     assert all(ax.get_yscale() == "log" for ax in axes)
     assert axes[0].get_title().startswith("d = 5")
+    assert [ax.get_title() for ax in axes[6:10]][1:] == ["N = 1000", "N = 5000", "N = 10000"]
     assert axes[-1].get_xlabel() == "fine-tuning iteration"
     assert "population" in axes[0].get_ylabel()
     labels = fig.legends[0].get_texts()
-    assert {t.get_text() for t in labels} == {"SR (mean of 2)", "LoRA-ML (mean of 2)"}
+    assert {t.get_text() for t in labels} == {"SR (2 seeds)", "LoRA-ML (2 seeds)"}
+    assert "95% t-interval" in fig._suptitle.get_text()
 
 
 def test_vary_panel_selects_defaults_of_other_parameters_without_quirks():
@@ -106,7 +115,8 @@ def test_vary_panel_is_cut_at_its_sweeps_horizon():
 
 
 def test_vary_band_spans_min_to_max_over_seeds():
-    fig = plot_vary(vary_table(), params=("k",))
+    fig = plot_vary(vary_table(), params=("k",), band="minmax")
+    assert "min-max" in fig._suptitle.get_text()
     ax = fig.axes[0]
     line = _line(ax, "SR")
     mean = 10.0 + 100 * np.exp(-np.arange(21) / 3) * 1.5
@@ -115,15 +125,38 @@ def test_vary_band_spans_min_to_max_over_seeds():
     assert band.min() == pytest.approx(10.0 + 100 * np.exp(-20 / 3), rel=1e-9)
 
 
+def test_default_band_is_the_95_interval_of_log_y_on_log_axes():
+    """On a log axis the default band is the Student-t 95% interval of the mean of log y
+    (computed here with scipy from the table, seed by seed), and the line its geometric mean;
+    min-max draws the arithmetic mean (a different line, the control)."""
+    from scipy import stats
+
+    table = vary_table(seeds=(0, 1, 2))
+    ax = plot_vary(table, params=("k",)).axes[0]
+    rows = vary_panel_rows(table, "k", 1)
+    logs = np.log(rows[rows["method"] == "SR"].pivot(index="iteration", columns="seed",
+                                                    values="test_loss").to_numpy())
+    half = stats.t.ppf(0.975, 2) * logs.std(axis=1, ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(_line(ax, "SR").get_ydata(), np.exp(logs.mean(axis=1)))
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(np.exp(logs.mean(axis=1) - half).min(), rel=1e-9)
+    assert band.max() == pytest.approx(np.exp(logs.mean(axis=1) + half).max(), rel=1e-9)
+    minmax = plot_vary(table, params=("k",), band="minmax").axes[0]
+    assert not np.allclose(_line(minmax, "SR").get_ydata(), np.exp(logs.mean(axis=1)))
+    with pytest.raises(ValueError, match="band must be one of"):
+        plot_vary(table, band="sd")
+
+
 def test_vary_figures_show_the_papers_quantity_and_the_population_loss():
     """quantities picks the column drawn: the paper's in-sample sum (100x the population
     loss in this table) and the population loss, each labelled."""
     table = vary_table()
     mean = 10.0 + 100 * np.exp(-np.arange(21) / 3) * 1.5
-    paper = plot_vary(table, params=("k",), quantities=("insample_error",))
+    paper = plot_vary(table, params=("k",), quantities=("insample_error",), band="minmax")
     np.testing.assert_allclose(_line(paper.axes[0], "SR").get_ydata(), 100 * mean)
     assert "paper's quantity" in paper.axes[0].get_ylabel()
-    both = plot_vary(table, params=("k",), quantities=("insample_error", "test_loss"))
+    both = plot_vary(table, params=("k",), quantities=("insample_error", "test_loss"),
+                     band="minmax")
     assert len(both.axes) == 6
     np.testing.assert_allclose(_line(both.axes[0], "SR").get_ydata(), 100 * mean)
     np.testing.assert_allclose(_line(both.axes[3], "SR").get_ydata(), mean)
@@ -134,7 +167,7 @@ def test_vary_figures_show_the_papers_quantity_and_the_population_loss():
 
 def test_vary_quirks_figure_shows_each_quirk_against_the_model_as_stated():
     """Rows: no quirks; the authors' noise with pooled SR; the authors' noise and SR."""
-    fig = plot_vary_quirks(vary_table())
+    fig = plot_vary_quirks(vary_table(), band="minmax")
     axes = [ax for ax in fig.axes if ax.get_lines()]
     assert len(axes) == 9
     assert all(ax.get_yscale() == "log" for ax in axes)
@@ -145,7 +178,7 @@ def test_vary_quirks_figure_shows_each_quirk_against_the_model_as_stated():
     assert not any(l.get_label().startswith("SR (authors)") for l in axes[3].get_lines())
     assert axes[0].get_ylim() == pytest.approx(axes[8].get_ylim())  # one y range
     labels = {t.get_text() for t in fig.legends[0].get_texts()}
-    assert labels == {"SR (mean of 2)", "LoRA-ML (mean of 2)", "SR (authors) (mean of 2)"}
+    assert labels == {"SR (2 seeds)", "LoRA-ML (2 seeds)", "SR (authors) (2 seeds)"}
 
 
 def test_phase_figure_is_a_log_heatmap_over_T_and_k_over_d():
@@ -184,7 +217,7 @@ def test_rate_figure_is_log_log_with_reference_line():
     lines = {l.get_label(): l for l in ax.get_lines()}
     reference = next(l for name, l in lines.items() if "reference" in name)
     np.testing.assert_allclose(reference.get_ydata(), 1 * 10 * 0.1**2 / np.array([20, 100, 1000, 10000]))
-    assert {"LoRA-ML (mean of 3)", "SR (mean of 3)", "oracle (mean of 3)"} <= set(lines)
+    assert {"LoRA-ML (3 seeds)", "SR (3 seeds)", "oracle (3 seeds)"} <= set(lines)
 
 
 def test_landscape_figure_has_a_row_per_T_and_survives_exact_zeros():
@@ -239,7 +272,8 @@ def test_style_is_okabe_ito_with_distinct_methods():
     assert set(colors) <= set(OKABE_ITO.values())
     assert len(set(colors)) == len(colors)
     assert len({s["linestyle"] for s in METHOD_STYLE.values()}) == len(colors)
-    assert set(FIGURES) == {"vary", "phase", "rate", "landscape", "schemes", "atlas"}
+    assert set(FIGURES) == {"vary", "phase", "rate", "landscape", "schemes", "atlas",
+                            "neural_shallow", "neural_vision", "neural_language"}
 
 
 def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
@@ -250,12 +284,12 @@ def test_make_figures_redraws_only_what_changed(tmp_path, monkeypatch):
     drawn = []
 
     def draw(stem):  # a tiny figure per experiment: this test is about when, not what
-        def plot(table):
+        def plot(table, band):
             drawn.append(stem)
             fig = plt.figure(figsize=(1, 1))
             fig.text(0.5, 0.5, f"{len(table)}")
             return fig
-        return ((stem, plot),)
+        return (FigureSpec(stem, plot, "caption", "claim"),)
 
     monkeypatch.setitem(lowrank_theory.figures.make.FIGURES, "rate", draw("adaptation_rate"))
     monkeypatch.setitem(lowrank_theory.figures.make.FIGURES, "landscape", draw("landscape"))
@@ -297,9 +331,9 @@ def test_vary_figure_set_has_both_quantities_and_the_quirks():
 
     table = vary_table(steps=6, seeds=(0,))
     stems = {}
-    for stem, draw in FIGURES["vary"]:
-        fig = draw(table)
-        stems[stem] = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.get_ylabel()]
+    for spec in FIGURES["vary"]:
+        fig = spec.draw(table)
+        stems[spec.stem] = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.get_ylabel()]
         plt.close(fig)
     assert set(stems) == {"vary", "vary_paper_quantity", "vary_quirks",
                           *(f"vary_{p}" for p in VARY_VALUES)}
@@ -310,13 +344,14 @@ def test_vary_figure_set_has_both_quantities_and_the_quirks():
 
 
 def test_rate_figure_draws_one_panel_per_config_of_a_sweep_file():
-    """A grid over sigma gives one panel per config, each with its own reference line (it
+    """A grid over sigma gives one facet per config, each with its own reference line (it
     used to fail unpacking a single sigma)."""
     table = pd.concat([rate_table(), rate_table().assign(sigma=1.0)], ignore_index=True)
     fig = plot_rate(table)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2
-    assert "sigma=0.1" in visible[0].get_title() and "sigma=1.0" in visible[1].get_title()
+    assert [sub._suptitle.get_text() for sub in fig.subfigs] == ["sigma = 0.1", "sigma = 1"]
+    assert "sigma=0.1" in visible[0].get_title() and "sigma=1" in visible[1].get_title()
     n = np.array([20, 100, 1000, 10000])
     for ax, sigma in zip(visible, (0.1, 1.0)):
         reference = next(l for l in ax.get_lines() if "reference" in l.get_label())
@@ -328,9 +363,9 @@ def test_landscape_figure_keeps_configs_that_share_T_apart():
     k the rows read "T = 2" as before."""
     table = pd.concat([landscape_table(), landscape_table().assign(k=2)], ignore_index=True)
     fig = plot_landscape(table)
+    assert [sub._suptitle.get_text() for sub in fig.subfigs] == ["k = 1", "k = 2"]
     titles = [ax.get_title() for ax in fig.axes[::2]]
-    assert [t.split(":")[0] for t in titles] == ["k = 1, T = 2", "k = 1, T = 3", "k = 2, T = 2",
-                                                 "k = 2, T = 3"]
+    assert [t.split(":")[0] for t in titles] == ["T = 2", "T = 3", "T = 2", "T = 3"]
     assert all("30 starts" in t for t in titles)
     assert plot_landscape(landscape_table()).axes[0].get_title().startswith("T = 2: 30 starts")
 
@@ -346,3 +381,62 @@ def test_vary_figure_of_a_sweep_file_grid_draws_its_own_values():
     assert len(titles) == 2 and titles[0].startswith("N = 200") and "d=50" in titles[0]
     assert titles[1] == "N = 2000"
     assert not any(t.get_text() == "no runs" for ax in fig.axes for t in ax.texts)
+
+
+def test_T2_panels_state_that_the_fine_tuning_adapter_has_rank_3k():
+    """With T = 2 the protocol fine-tunes a rank-3k adapter; each T = 2 panel says so, with
+    the rank the table records (ft_rank), and no other panel does."""
+    table = vary_table().assign(ft_rank=lambda t: np.where(t["T"] == 2, 3 * t["k"], t["k"]))
+    titles = [ax.get_title() for ax in plot_vary(table, params=("T",)).axes if ax.get_visible()]
+    assert "fine-tuning adapter rank 3k = 3" in titles[0] and titles[0].startswith("T = 2")
+    assert not any("3k" in t for t in titles[1:])
+    quirks = plot_vary_quirks(table)
+    marked = [ax.get_title() for ax in quirks.axes if "3k" in ax.get_title()]
+    assert len(marked) == 3 and all(t.startswith("T = 2") for t in marked)
+    plt.close("all")
+
+
+def test_load_table_takes_the_path_of_a_table(tmp_path):
+    """``load_table('x.parquet')`` reads the file (it raised AttributeError, wanting a located
+    source); CSV and Parquet give the same frame, identifiers as strings."""
+    from lowrank_theory.figures.io import load_table
+
+    table = rate_table().assign(config_hash="0123")
+    table.to_csv(tmp_path / "rate.csv", index=False)
+    table.to_parquet(tmp_path / "rate.parquet", index=False)
+    from_csv = load_table(tmp_path / "rate.csv")
+    pd.testing.assert_frame_equal(load_table(str(tmp_path / "rate.parquet")), from_csv)
+    assert set(from_csv["config_hash"]) == {"0123"}
+    with pytest.raises(FileNotFoundError, match="no table file"):
+        load_table(tmp_path / "vary.csv")
+
+
+def test_load_results_finds_experiments_neural_names_and_sweeps(tmp_path):
+    """By experiment (``rate``), by neural shorthand (``shallow`` for neural_shallow), by
+    sweep (a folder holding one table); a missing name lists what is there."""
+    from lowrank_theory.figures import load_results
+
+    rate_table().to_csv(tmp_path / "rate.csv", index=False)
+    rate_table().head(2).to_csv(tmp_path / "neural_shallow.csv", index=False)
+    (tmp_path / "my_sweep").mkdir()
+    landscape_table().to_parquet(tmp_path / "my_sweep" / "landscape.parquet", index=False)
+    assert len(load_results(tmp_path, "rate")) == len(rate_table())
+    assert len(load_results(tmp_path, "shallow")) == 2
+    assert len(load_results(tmp_path, "my_sweep")) == len(landscape_table())
+    assert len(load_results(tmp_path / "my_sweep")) == len(landscape_table())
+    with pytest.raises(FileNotFoundError, match="found: neural_shallow, rate, my_sweep"):
+        load_results(tmp_path, "vary")
+    with pytest.raises(ValueError, match="give one of the tables"):
+        load_results(tmp_path)
+
+
+def test_quirks_figure_draws_no_empty_panel():
+    """Quirks runs at T = 3 only: the quirks rows have one panel each, the others are not
+    drawn (no empty panel), while the row without quirks keeps its three."""
+    table = vary_table()
+    table = table[~table["authors_quirks"] | (table["T"] == 3)]
+    fig = plot_vary_quirks(table)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 3 + 1 + 1
+    assert all(ax.get_lines() for ax in shown)
+    plt.close(fig)

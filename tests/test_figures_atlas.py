@@ -92,7 +92,7 @@ def test_a_cell_where_no_run_reached_says_so():
 
 
 def test_make_figures_draws_the_atlas_from_its_table(tmp_path):
-    assert FIGURES["atlas"] == (("atlas", plot_atlas),)
+    assert [(s.stem, s.plot) for s in FIGURES["atlas"]] == [("atlas", plot_atlas)]
     atlas_table().to_csv(tmp_path / "atlas.csv", index=False)
     paths = make_figures(tmp_path, tmp_path / "figures", ["atlas"])
     assert sorted(p.name for p in paths) == ["atlas.pdf", "atlas.png"]

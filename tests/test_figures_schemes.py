@@ -36,14 +36,25 @@ def table():
     return pd.concat([rows, rows.assign(sigma=1.0)], ignore_index=True)
 
 
+def _logical_lines(text):
+    """The note's lines with their wrapped continuations (indented) joined back."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("    ") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
 def test_budget_figure_has_a_panel_per_base_and_n_with_crossings(table):
-    fig = plot_schemes_budget(table)
+    fig = plot_schemes_budget(table, sigma=CONFIG.sigma)
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 6  # SR and LoRA-ML x (smallest n, largest n, population)
     assert all(ax.get_yscale() == "log" for ax in axes)
     (note,) = [t.get_text() for ax in fig.axes for t in ax.texts]
-    lines = note.splitlines()
-    assert lines[0].startswith("From SR, first budget below the dashed line")
+    lines = _logical_lines(note)
+    assert lines[0].startswith("From SR, the first budget below the dashed line")
     assert [line.split(":")[0] for line in lines[1:]] == ["n = 8", "n = 30", "population"]
     # The note reports the table's crossings (population: median over crossing seeds).
     pop = crossing_summary(table[table["sigma"] == CONFIG.sigma])
@@ -51,6 +62,13 @@ def test_budget_figure_has_a_panel_per_base_and_n_with_crossings(table):
     assert row["crossed"] == 2 and row["median_budget"] <= CATCH_UP
     group = f"{row['median_budget']:.0f} (2/2): "
     assert group in lines[3] and "lora-exact" in lines[3].split(group)[1].split(";")[0]
+
+
+def test_budget_figure_has_a_facet_per_noise_level(table):
+    """Both noise levels are drawn, a block each, rather than the smallest alone."""
+    fig = plot_schemes_budget(table)
+    assert [sub._suptitle.get_text() for sub in fig.subfigs] == ["sigma = 0.1", "sigma = 1"]
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 12
 
 
 def test_n_figure_has_a_row_per_noise_level(table):
@@ -68,8 +86,8 @@ def test_forgetting_figure_joins_subspace_betas(table):
 
 def test_perturbation_figure_separates_kinds(table):
     fig = plot_schemes_perturbation(table)
-    assert len(fig.axes) == 2
-    assert len(fig.axes[0].collections) == 2  # optimised and random scatter
+    assert len(fig.axes) == 4  # two bases, a block per noise level
+    assert all(len(ax.collections) == 2 for ax in fig.axes)  # optimised and random scatter
 
 
 def test_crossing_summary_counts_seeds_that_cross():
@@ -85,10 +103,10 @@ def test_styles_and_registration(tmp_path, table):
     assert scheme_style("subspace-init (beta=1, steps=30)") is SCHEME_STYLE["subspace-init"]
     assert scheme_style("interpolation (full)") is SCHEME_STYLE["interpolation (full)"]
     assert len({(s["color"], s["marker"]) for s in SCHEME_STYLE.values()}) == len(SCHEME_STYLE)
-    assert FIGURES["schemes"] == (
+    assert [(s.stem, s.plot) for s in FIGURES["schemes"]] == [
         ("schemes_budget", plot_schemes_budget), ("schemes_n", plot_schemes_n),
         ("schemes_forgetting", plot_schemes_forgetting),
-        ("schemes_perturbation", plot_schemes_perturbation))
+        ("schemes_perturbation", plot_schemes_perturbation)]
     with pytest.raises(ValueError, match="lacks columns"):
         plot_schemes_budget(table.drop(columns=["target_loss"]))
 

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,7 +267,10 @@ def test_default_out_of_a_sweep_file_is_named_after_it(tmp_path, monkeypatch, ca
 #: Field values that shrink each shipped example to a fraction of a second (its grid's own
 #: fields keep their values, except those these replace).
 TINY = {"phase": {"d": 12, "restarts": 1},
-        "vary": {"d": 4, "N": 30, "n": 20, "rounds": 20, "ft_steps": 10}}
+        "vary": {"d": 4, "N": 30, "n": 20, "rounds": 20, "ft_steps": 10},
+        "shallow": {}}
+#: Top-level keys that shrink a neural example.
+TINY_TOP = {"shallow": {"steps_scale": 0.0005}}
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
@@ -274,14 +278,20 @@ def test_shipped_examples_run_at_tiny_size(path, tmp_path, capsys):
     """Each example, with its sizes shrunk (TINY) and one seed, runs from the CLI and writes
     one row group per config of its grid."""
     data = tomllib.loads(path.read_text())
-    grid = {**data["grid"], **TINY[data["experiment"]]}
-    lines = [f'experiment = "{data["experiment"]}"', "seeds = 1", "[grid]"]
-    lines += [f"{k} = {json.dumps(v)}" for k, v in grid.items()]
+    experiment = data["experiment"]
+    if experiment in TINY_TOP:
+        pytest.importorskip("torch")
+    grid = {**data["grid"], **TINY[experiment]}
+    top = {**{k: v for k, v in data.items() if k in ("size", "device")},
+           **TINY_TOP.get(experiment, {})}
+    lines = [f'experiment = "{experiment}"', "seeds = 1"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+    lines += ["[grid]", *(f"{k} = {json.dumps(v)}" for k, v in grid.items())]
     config = _write(tmp_path, "\n".join(lines) + "\n", name=path.name)
     out = tmp_path / "out"
-    figures = ["--no-figures"] if data["experiment"] == "vary" else []
+    figures = ["--no-figures"] if experiment == "vary" else []
     assert main(["reproduce", "--config", str(config), "--out", str(out), *figures]) == 0
-    table = pd.read_csv(out / f"{data['experiment']}.csv")
+    table = pd.read_csv(out / f"{'neural_' if experiment in TINY_TOP else ''}{experiment}.csv")
     n_configs = math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
     assert table["config_hash"].nunique() == n_configs
     if not figures:
@@ -299,3 +309,144 @@ def test_only_grammar_is_the_one_of_check(argv):
     from lowrank_theory.cli import build_parser
 
     assert build_parser().parse_args(["reproduce", *argv]).only == ["rate", "phase"]
+
+
+# --------------------------------------------------------------------------- grids, --set
+#: The vary fields that shrink a run to milliseconds.
+TINY_VARY = ["d=4", "N=30", "n=20", "rounds=5", "ft_steps=6"]
+
+
+def _blocks(path: Path, figure) -> list[str]:
+    """The facet titles of a figure drawn again from the table at ``path``."""
+    import matplotlib.pyplot as plt
+    from lowrank_theory.figures import draw, load_results
+
+    fig = draw(load_results(path.parent, path.stem), figure)
+    titles = [sub._suptitle.get_text() for sub in fig.subfigs if hasattr(sub, "facet_values")]
+    plt.close(fig)
+    return titles
+
+
+def test_vary_sweep_over_three_sigmas_draws_three_blocks_per_vary_figure(tmp_path, capsys):
+    """The issue's sweep file (vary, sigma = 0.01, 0.1, 1): exit 0 where it crashed in
+    plot_vary_quirks; every vary figure drawn has a block per sigma with both methods, the
+    figures with nothing to draw (vary_quirks, vary_d...) are not drawn, and the report names
+    them."""
+    config = _write(tmp_path, 'experiment = "vary"\nseeds = 2\n[grid]\nsigma = [0.01, 0.1, 1.0]\n'
+                    + "".join(f"{item}\n" for item in (s.replace("=", " = ") for s in TINY_VARY)))
+    out = tmp_path / "out"
+    assert main(["reproduce", "--config", str(config), "--out", str(out), "--format", "png"]) == 0
+    pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert pngs == ["vary", "vary_paper_quantity"]
+    for stem in pngs:
+        assert _blocks(out / "vary.csv", stem) == ["sigma = 0.01", "sigma = 0.1", "sigma = 1"]
+    legend = {t.get_text() for t in _legend_of(out, "vary")}
+    assert legend == {"SR (2 seeds)", "LoRA-ML (2 seeds)"}
+    report = (out / "report.html").read_text()
+    assert "figure vary_quirks not drawn: no runs with authors_quirks" in report
+    assert "sigma=0.01" in report and f"reproduce --config {config}" in report
+
+
+def _legend_of(out: Path, figure: str):
+    import matplotlib.pyplot as plt
+    from lowrank_theory.figures import draw, load_results
+
+    fig = draw(load_results(out, "vary"), figure)
+    texts = list(fig.legends[0].get_texts())
+    plt.close(fig)
+    return texts
+
+
+def test_set_sweeps_fields_of_one_experiment_like_a_file(tmp_path, capsys):
+    """``--only vary --set sigma=0.01,0.1,1 --set T=3``: the Cartesian product of the values,
+    with the size's seeds unless --seed says otherwise; the same configs as the sweep file
+    with that grid."""
+    from lowrank_theory.simulations.sweepfile import parse_sweep
+
+    out = tmp_path / "out"
+    sets = [arg for item in ["sigma=0.01,0.1,1", "T=3", *TINY_VARY] for arg in ("--set", item)]
+    assert main(["reproduce", "--only", "vary", *sets, "--seed", "4", "--no-figures",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "vary.csv", dtype={"config_hash": str})
+    grid = {"sigma": [0.01, 0.1, 1.0], "T": 3, "d": 4, "N": 30, "n": 20, "rounds": 5,
+            "ft_steps": 6}
+    spec = parse_sweep({"experiment": "vary", "seeds": [4], "grid": grid})
+    assert set(table["config_hash"]) == {c.config_hash() for c in spec.sweep.configs}
+    assert sorted(set(table["sigma"])) == [0.01, 0.1, 1.0] and set(table["seed"]) == {4}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--only", "vary", "--set", "solver=exact"],
+     "error: --set: grid.solver: VaryConfig (experiment 'vary') has no field 'solver'"),
+    (["--only", "vary", "--set", "sigma=0.1,x"], "error: --set: grid.sigma[1] must be a number"),
+    (["--only", "vary", "--set", "sigma"], "error: --set 'sigma': write FIELD=VALUE"),
+    (["--only", "vary", "--set", "T=2", "--set", "T=3"], "--set T: the field is set twice"),
+    (["--set", "T=3"], "--set sweeps the fields of one experiment: name it with --only NAME"),
+    (["--only", "vary,rate", "--set", "T=3"], "--set sweeps the fields of one experiment"),
+    (["--only", "vary", "--set", "T=3", "--publish"], "--publish"),
+])
+def test_set_mistakes_exit_2_before_anything_is_written(tmp_path, capsys, monkeypatch, argv,
+                                                        message):
+    """A --set mistake is reported as a sweep file's would be (the same validation), exit 2,
+    and nothing is written."""
+    _no_compute(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["reproduce", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_set_extends_a_sweep_files_grid(tmp_path, capsys):
+    """``--config FILE --set FIELD=V``: the file's grid with the field replaced or added."""
+    config = _write(tmp_path, 'experiment = "phase"\nseeds = 1\n[grid]\nd = 4\nT = [2, 3]\n'
+                              "restarts = 1\n")
+    out = tmp_path / "out"
+    assert main(["reproduce", "--config", str(config), "--set", "T=4", "--set", "k=1,2",
+                 "--no-figures", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "phase.csv")
+    assert sorted(set(zip(table["T"], table["k"]))) == [(4, 1), (4, 2)]
+
+
+def test_figure_options_reach_the_files(tmp_path, capsys):
+    """--format svg --dpi 72 --style FILE --band minmax: an SVG whose text uses the style's
+    font size, a PNG of 72 dpi, and the band named in the title; a bad style file exits 2
+    naming it before any computation."""
+    style = tmp_path / "big.mplstyle"
+    style.write_text("font.size: 13\naxes.titlesize: 13\n")
+    out = tmp_path / "out"
+    base = ["reproduce", "--only", "rate", "--set", "n_grid=[20,100]", "--set", "N=200",
+            "--out", str(out)]
+    assert main([*base, "--format", "svg,png", "--dpi", "72", "--style", str(style),
+                 "--band", "minmax"]) == 0
+    svg = (out / "figures" / "adaptation_rate.svg").read_text()
+    assert "min-max" in svg and re.search(r"font-size: 13(\.0)?px", svg)
+    from lowrank_theory.figures import draw, load_results
+    from matplotlib.image import imread
+
+    fig = draw(load_results(out, "rate"))
+    width_in = fig.get_figwidth()
+    png = imread(out / "figures" / "adaptation_rate.png")
+    assert png.shape[1] < 72 * width_in * 1.2  # tight bounding box: at most the figure width
+    assert not (out / "figures" / "adaptation_rate.pdf").exists()
+    bad = tmp_path / "bad.mplstyle"
+    bad.write_text("font.size: large-ish\n")
+    capsys.readouterr()
+    assert main([*base, "--style", str(bad)]) == 2
+    assert f"--style: style file {bad}" in capsys.readouterr().err
+
+
+def test_a_figure_past_the_facet_limit_is_skipped_with_a_message(tmp_path, capsys):
+    """Nine noise levels of rate (nine facets, one past the limit): exit 0, the table is
+    written, the figure is not, and stderr and the report say which figure and why."""
+    from lowrank_theory.figures.facets import MAX_FACETS
+
+    sigmas = ",".join(f"{0.1 * (i + 1):g}" for i in range(MAX_FACETS + 1))
+    out = tmp_path / "out"
+    assert main(["reproduce", "--only", "rate", "--set", f"sigma={sigmas}", "--set", "N=100",
+                 "--set", "n_grid=[20]", "--seed", "0", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: figure adaptation_rate skipped: sigma gives 9 facets, more than the 8" in err
+    assert pd.read_csv(out / "rate.csv")["sigma"].nunique() == MAX_FACETS + 1
+    assert not list((out / "figures").glob("adaptation_rate.*"))
+    assert "figure adaptation_rate skipped" in (out / "report.html").read_text()

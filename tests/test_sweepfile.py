@@ -4,6 +4,7 @@ every mistake is refused with a message that names the key, before anything is r
 import dataclasses
 import itertools
 import math
+import re
 import time
 import tomllib
 from pathlib import Path
@@ -133,10 +134,19 @@ def test_load_reads_a_bounded_number_of_bytes(tmp_path, monkeypatch):
         load_sweep_file(path)
 
 
+NEURAL = ("shallow", "vision", "language")
+
+
+def _load(path):
+    if tomllib.loads(path.read_text())["experiment"] in NEURAL:
+        pytest.importorskip("torch")
+    return load_sweep_file(path)
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_examples_validate(path):
     """Each example file is a valid sweep whose configs are the product of its grid."""
-    spec = load_sweep_file(path)
+    spec = _load(path)
     data = tomllib.loads(path.read_text())
     sizes = [len(v) if isinstance(v, list) else 1 for v in data["grid"].values()]
     assert len(spec.sweep.configs) == math.prod(sizes) > 1
@@ -144,7 +154,98 @@ def test_shipped_examples_validate(path):
 
 
 def test_examples_are_the_ones_the_guide_names():
-    assert {p.name for p in EXAMPLES.glob("*.toml")} == {"recovery_d50.toml", "vary_small.toml"}
+    names = {p.name for p in EXAMPLES.glob("*.toml")}
+    assert names == {"recovery_d50.toml", "vary_small.toml", "shallow_d.toml"}
+    guide = (EXAMPLES.parent / "docs" / "guide.md").read_text()
+    assert all(f"`{name}`" in guide for name in names)
+
+
+#: Claims an example's comment makes, as (pattern, what the sweep must have): a count of
+#: rounds, of steps, of seeds, or a field's value ("d = 50").
+CLAIMS = (
+    (r"([\d,]+) rounds", lambda spec: {c.rounds for c in spec.sweep.configs}),
+    (r"([\d,]+) (?:gradient steps of fine-tuning|fine-tuning steps)",
+     lambda spec: {getattr(c, "ft_steps", getattr(c, "finetune_steps", None))
+                   for c in spec.sweep.configs}),
+    (r"([\d,]+) retraining (?:and|steps)",
+     lambda spec: {getattr(c, "retrain_steps", None) for c in spec.sweep.configs}),
+    (r"(\d+) seeds", lambda spec: {len(spec.sweep.seeds)}),
+)
+
+
+def comment_claims(text: str) -> list[tuple[str, str]]:
+    """(claim, number) pairs of the comment lines of an example (numbers without commas)."""
+    comment = "\n".join(line[1:] for line in text.splitlines() if line.startswith("#"))
+    comment = " ".join(comment.split())
+    return [(pattern, match.replace(",", "")) for pattern, _ in CLAIMS
+            for match in re.findall(pattern, comment)]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_each_examples_comment_matches_what_it_runs(path):
+    """Every count the comment states (rounds, fine-tuning and retraining steps, seeds) is the
+    sweep's, and every ``FIELD = VALUE`` it names is a value the sweep's configs take. (The
+    vary example's comment once said 1,000 fine-tuning steps where it ran 10,000.)"""
+    spec = _load(path)
+    text = path.read_text()
+    checks = dict(CLAIMS)
+    claims = comment_claims(text)
+    for pattern, number in claims:
+        assert int(number) in checks[pattern](spec), (path.name, pattern, number)
+    comment = " ".join(line[1:] for line in text.splitlines() if line.startswith("#"))
+    fields = set(field_types(spec.experiment.config_type))
+    named = [(f, int(v)) for f, v in re.findall(r"\b([A-Za-z_]+) = (\d+)\b", comment)
+             if f in fields]
+    for field, value in named:
+        assert value in {getattr(c, field) for c in spec.sweep.configs}, (path.name, field)
+    assert claims or named  # the comment says what it runs
+
+
+def test_comment_claims_catch_a_wrong_count():
+    """The control: the old vary comment (1000 steps) is read as a claim the sweep fails."""
+    spec = load_sweep_file(EXAMPLES / "vary_small.toml")
+    claims = comment_claims("# then 1000 gradient steps of fine-tuning")
+    (pattern, number), = claims
+    assert int(number) not in dict(CLAIMS)[pattern](spec)
+
+
+def test_a_neural_sweep_file_starts_from_its_presets_default_point():
+    """``experiment = "shallow"`` with ``size``, ``steps_scale``, ``device`` and ``[grid] d``:
+    the cpu preset's setting at T = 3 with its steps scaled, one config per d, the preset's
+    seeds, device as an option; vision runs one config per method, as its preset does."""
+    pytest.importorskip("torch")
+    from lowrank_theory.simulations.neural.configs import preset_base, preset_sweep
+
+    spec = parse_sweep({"experiment": "shallow", "size": "cpu", "steps_scale": 0.1,
+                        "device": "cpu", "grid": {"d": [5, 15]}})
+    base = preset_base("shallow", "cpu", 0.1)
+    assert spec.sweep.configs == tuple(dataclasses.replace(base, d=d) for d in (5, 15))
+    assert (base.T, base.retrain_steps, base.finetune_steps) == (3, 1000, 375)
+    assert spec.sweep.seeds == preset_sweep("shallow", "cpu").seeds
+    assert spec.options == {"device": "cpu"} and spec.experiment.name == "neural_shallow"
+    vision = parse_sweep({"experiment": "vision", "seeds": 1, "grid": {"width": [16, 32]}})
+    assert [(c.width, c.methods) for c in vision.sweep.configs][:2] == [(16, ("sr",)),
+                                                                        (16, ("lora_ml",))]
+
+
+@pytest.mark.parametrize(("data", "names"), [
+    ({"experiment": "phase", "seeds": 1, "size": "cpu"}, ["size", "only the neural"]),
+    ({"experiment": "shallow", "size": "huge"}, ["size must be one of 'cpu', 'paper'"]),
+    ({"experiment": "shallow", "steps_scale": 0}, ["steps_scale", "> 0"]),
+    ({"experiment": "shallow", "grid": {"steps_scale": [0.1, 1]}},
+     ["grid.steps_scale", "top-level key steps_scale"]),
+    ({"experiment": "shallow", "grid": {"width": 8}}, ["grid.width", "ShallowConfig"]),
+    ({"experiment": "shallow", "grid": {"k": 30, "d": 5}}, ["grid point", "k must be <= d"]),
+    ({"experiment": "vision", "grid": {"retrain_pairs": [[[0, 1], [2]]]}},
+     ["grid.retrain_pairs[0][1]", "takes 2 items"]),
+])
+def test_neural_sweep_file_mistakes_are_refused_naming_the_key(data, names):
+    pytest.importorskip("torch")
+    with pytest.raises(SweepFileError) as exc:
+        parse_sweep(data, source="n.toml")
+    assert str(exc.value).startswith("n.toml: ")
+    for name in names:
+        assert name in str(exc.value), (name, str(exc.value))
 
 
 def test_a_seed_at_the_limit_is_accepted():

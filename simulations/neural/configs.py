@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep, param
 
-from lowrank_theory._validation import check_bool, check_choice, check_float, check_int
+from lowrank_theory._validation import check_choice, check_float
 
 __all__ = [
     "PRESETS",
@@ -42,6 +42,9 @@ __all__ = [
     "language_sweep",
     "SWEEPS",
     "preset_sweep",
+    "CONFIG_TYPES",
+    "preset_base",
+    "unit_configs",
 ]
 
 #: The presets every neural experiment defines.
@@ -63,25 +66,19 @@ def scaled(steps: int, scale: float) -> int:
     return max(1, round(steps * scale))
 
 
-def _check_names(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise TypeError(f"{name} must be a non-empty tuple of names, got {value!r}")
-    for item in value:
-        check_choice(item, name, choices)
-    if len(set(value)) != len(value):
-        raise ValueError(f"{name} must not repeat a name, got {value}")
-
-
 @dataclass(frozen=True)
 class NeuralConfig(ExperimentConfig):
     """Common fields: which preset and step scale a config came from."""
 
-    preset: str = "paper"
-    steps_scale: float = 1.0
+    preset: str = param("paper", "the preset the config starts from (recorded in the table)",
+                        choices=PRESETS)
+    steps_scale: float = param(1.0, "multiplies every step budget of the preset",
+                               minimum=0, exclusive=True)
 
     def _validate(self) -> None:
-        check_choice(self.preset, "preset", PRESETS)
-        check_float(self.steps_scale, "steps_scale", strict=True)
+        # The fields' own checks (types, ranges, choices) come from their param metadata;
+        # _validate holds only conditions that tie fields together.
+        pass
 
 
 # --------------------------------------------------------------------------- shallow
@@ -118,44 +115,35 @@ class ShallowConfig(NeuralConfig):
     steps (10,000 + 3,750).
     """
 
-    d: int = 10
-    T: int = 3
-    k: int = 1
-    N: int = 1000
-    n: int = 100
-    n_test: int = 2000
-    sigma: float = 0.1
-    input_std: float = 1.0
-    symmetric_base: bool = False
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    retrain_steps: int = 40000
-    finetune_steps: int = 15000
-    finetune_lr: float = 1e-3
-    finetune_ranks: tuple[int, ...] = (1,)
-    methods: tuple[str, ...] = ("sr", "lora_ml")
+    d: int = param(10, "input dimension and hidden width", minimum=1)
+    T: int = param(3, "number of retraining tasks", minimum=1)
+    k: int = param(1, "rank of the teacher's offsets and of the retraining adapters",
+                   minimum=1, note="<= d")
+    N: int = param(1000, "samples per retraining task", minimum=1)
+    n: int = param(100, "fine-tuning samples of the unseen task", minimum=1)
+    n_test: int = param(2000, "test samples of the unseen task", minimum=1)
+    sigma: float = param(0.1, "noise standard deviation", minimum=0)
+    input_std: float = param(1.0, "standard deviation of the inputs x", minimum=0,
+                             exclusive=True)
+    symmetric_base: bool = param(False, "symmetrise the teacher's base A*")
+    lr: float = param(1e-3, "AdamW learning rate of retraining", minimum=0, exclusive=True)
+    weight_decay: float = param(0.01, "AdamW weight decay", minimum=0)
+    retrain_steps: int = param(40000, "full-batch retraining steps", minimum=1)
+    finetune_steps: int = param(15000, "full-batch fine-tuning steps", minimum=1)
+    finetune_lr: float = param(1e-3, "AdamW learning rate of fine-tuning", minimum=0,
+                               exclusive=True)
+    finetune_ranks: tuple[int, ...] = param((1,), "ranks of the fresh fine-tuning adapters, one "
+                                            "run each (the paper adds 3k at T = 2)",
+                                            minimum=1, distinct=True)
+    methods: tuple[str, ...] = param(("sr", "lora_ml"), "retraining methods",
+                                     choices=("sr", "lora_ml"), distinct=True)
 
     SCHEMA: ClassVar[int] = 2
 
     def _validate(self) -> None:
         super()._validate()
-        for name in ("d", "T", "k", "N", "n", "n_test", "retrain_steps", "finetune_steps"):
-            check_int(getattr(self, name), name)
-        check_float(self.sigma, "sigma")
-        for name in ("input_std", "lr", "finetune_lr"):
-            check_float(getattr(self, name), name, strict=True)
-        check_float(self.weight_decay, "weight_decay")
-        check_bool(self.symmetric_base, "symmetric_base")
         if self.k > self.d:
             raise ValueError(f"k must be <= d; got k={self.k}, d={self.d}")
-        if not isinstance(self.finetune_ranks, tuple) or not self.finetune_ranks:
-            raise TypeError(f"finetune_ranks must be a non-empty tuple of ints, got "
-                            f"{self.finetune_ranks!r}")
-        for i, r in enumerate(self.finetune_ranks):
-            check_int(r, f"finetune_ranks[{i}]")
-        if len(set(self.finetune_ranks)) != len(self.finetune_ranks):
-            raise ValueError(f"finetune_ranks must be distinct, got {self.finetune_ranks}")
-        _check_names("methods", self.methods, ("sr", "lora_ml"))
 
     @property
     def cost(self) -> int:
@@ -243,53 +231,49 @@ class VisionConfig(NeuralConfig):
     samples, 5 seeds.
     """
 
-    dataset: str = "cifar10"
-    retrain_pairs: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5), (6, 7))
-    test_pair: tuple[int, int] = (8, 9)
-    image_size: int = 32
-    channels: int = 3
-    patch: int = 4
-    width: int = 512
-    token_hidden: int = 256
-    channel_hidden: int = 256
-    depth: int = 1
-    rank: int = 1
-    finetune_rank: int = 1
-    methods: tuple[str, ...] = ("sr", "lora_ml", "reptile", "last_layer_ml")
-    finetune_modes: tuple[str, ...] = ("lora", "last_layer")
-    optimizer: str = "adam"
-    schedule: str = "cosine"
-    augment: bool = True
-    weight_decay: float = 1e-5
-    retrain_steps: int = 15625
-    batch_size: int = 64
-    lr: float = 1e-4
-    reptile_inner_steps: int = 20
-    reptile_inner_lr: float = 1e-2
-    reptile_meta_lr: float = 0.5
-    n_finetune: int = 10000
-    finetune_steps: int = 4000
-    finetune_batch_size: int = 256
-    finetune_lr: float = 5e-4
+    dataset: str = param("cifar10", "image data set (digits: scikit-learn's bundled 8x8)",
+                         choices=("digits", "cifar10"))
+    retrain_pairs: tuple[tuple[int, int], ...] = param(
+        ((0, 1), (2, 3), (4, 5), (6, 7)), "class pairs of the retraining tasks (label = class mod 2)",
+        minimum=0, distinct=True)
+    test_pair: tuple[int, int] = param((8, 9), "class pair of the unseen task", minimum=0)
+    image_size: int = param(32, "image side in pixels", minimum=1, note="a multiple of patch")
+    channels: int = param(3, "colour channels", minimum=1)
+    patch: int = param(4, "Mixer patch side", minimum=1)
+    width: int = param(512, "Mixer channel width", minimum=1)
+    token_hidden: int = param(256, "hidden width of the token MLP", minimum=1)
+    channel_hidden: int = param(256, "hidden width of the channel MLP", minimum=1)
+    depth: int = param(1, "Mixer blocks", minimum=1)
+    rank: int = param(1, "rank of the retraining adapters", minimum=1)
+    finetune_rank: int = param(1, "rank of the fresh fine-tuning adapter", minimum=1)
+    methods: tuple[str, ...] = param(("sr", "lora_ml", "reptile", "last_layer_ml"),
+                                     "retraining methods", choices=RETRAIN_METHODS,
+                                     distinct=True)
+    finetune_modes: tuple[str, ...] = param(("lora", "last_layer"), "fine-tuning modes: a "
+                                            "fresh LoRA adapter or a fresh last layer",
+                                            choices=FINETUNE_MODES, distinct=True)
+    optimizer: str = param("adam", "optimiser (adam: L2 weight decay)", choices=("adam", "adamw"))
+    schedule: str = param("cosine", "learning-rate schedule", choices=("constant", "cosine"))
+    augment: bool = param(True, "random crop and horizontal flip of training images")
+    weight_decay: float = param(1e-5, "weight decay", minimum=0)
+    retrain_steps: int = param(15625, "retraining steps (one batch of every task each)",
+                               minimum=1)
+    batch_size: int = param(64, "retraining batch size per task", minimum=1)
+    lr: float = param(1e-4, "retraining learning rate", minimum=0, exclusive=True)
+    reptile_inner_steps: int = param(20, "Reptile inner steps per task", minimum=1)
+    reptile_inner_lr: float = param(1e-2, "Reptile inner learning rate", minimum=0,
+                                    exclusive=True)
+    reptile_meta_lr: float = param(0.5, "Reptile interpolation step", minimum=0,
+                                   exclusive=True)
+    n_finetune: int = param(10000, "fine-tuning images of the unseen pair", minimum=1)
+    finetune_steps: int = param(4000, "fine-tuning steps", minimum=1)
+    finetune_batch_size: int = param(256, "fine-tuning batch size", minimum=1)
+    finetune_lr: float = param(5e-4, "fine-tuning learning rate", minimum=0, exclusive=True)
 
     SCHEMA: ClassVar[int] = 2
 
     def _validate(self) -> None:
         super()._validate()
-        check_choice(self.dataset, "dataset", ("digits", "cifar10"))
-        for name in ("image_size", "channels", "patch", "width", "token_hidden",
-                     "channel_hidden", "depth", "rank", "finetune_rank", "retrain_steps",
-                     "batch_size", "reptile_inner_steps", "n_finetune", "finetune_steps",
-                     "finetune_batch_size"):
-            check_int(getattr(self, name), name)
-        for name in ("lr", "reptile_inner_lr", "reptile_meta_lr", "finetune_lr"):
-            check_float(getattr(self, name), name, strict=True)
-        check_float(self.weight_decay, "weight_decay")
-        check_choice(self.optimizer, "optimizer", ("adam", "adamw"))
-        check_choice(self.schedule, "schedule", ("constant", "cosine"))
-        check_bool(self.augment, "augment")
-        _check_names("methods", self.methods, RETRAIN_METHODS)
-        _check_names("finetune_modes", self.finetune_modes, FINETUNE_MODES)
         if self.image_size % self.patch:
             raise ValueError(f"image_size={self.image_size} must be a multiple of "
                              f"patch={self.patch}")
@@ -353,38 +337,33 @@ class LanguageConfig(NeuralConfig):
     dialogues with a tiny random RoBERTa unless ``--data-dir`` points to ConvAI2.
     """
 
-    num_tasks: int = 10
-    examples_per_task: int = 128
-    n_finetune: int = 32
-    n_test: int = 128
-    max_length: int = 64
-    rank: int = 8
-    alpha: float = 16.0
-    methods: tuple[str, ...] = ("sr", "lora_ml", "reptile")
-    finetune_modes: tuple[str, ...] = ("lora",)
-    retrain_steps: int = 1000
-    batch_size: int = 8
-    lr: float = 5e-5
-    reptile_inner_steps: int = 20
-    reptile_meta_lr: float = 0.5
-    finetune_steps: int = 200
-    finetune_lr: float = 1e-4
-    tiny_model: bool = False
-    hidden: int = 32
+    num_tasks: int = param(10, "persona groups used as retraining tasks", minimum=1)
+    examples_per_task: int = param(128, "examples per persona group (at most)", minimum=1)
+    n_finetune: int = param(32, "fine-tuning examples of the unseen persona", minimum=1)
+    n_test: int = param(128, "test examples of the unseen persona", minimum=1)
+    max_length: int = param(64, "tokens per (context, candidate) pair", minimum=1)
+    rank: int = param(8, "LoRA rank", minimum=1)
+    alpha: float = param(16.0, "LoRA scaling alpha (the update is scaled by alpha / rank)",
+                         minimum=0, exclusive=True)
+    methods: tuple[str, ...] = param(("sr", "lora_ml", "reptile"), "retraining methods",
+                                     choices=RETRAIN_METHODS, distinct=True)
+    finetune_modes: tuple[str, ...] = param(("lora",), "fine-tuning modes",
+                                            choices=FINETUNE_MODES, distinct=True)
+    retrain_steps: int = param(1000, "retraining steps (one batch of every task each)",
+                               minimum=1)
+    batch_size: int = param(8, "batch size", minimum=1)
+    lr: float = param(5e-5, "AdamW learning rate of retraining", minimum=0, exclusive=True)
+    reptile_inner_steps: int = param(20, "Reptile inner steps per task", minimum=1)
+    reptile_meta_lr: float = param(0.5, "Reptile interpolation step", minimum=0,
+                                   exclusive=True)
+    finetune_steps: int = param(200, "fine-tuning steps", minimum=1)
+    finetune_lr: float = param(1e-4, "AdamW learning rate of fine-tuning", minimum=0,
+                               exclusive=True)
+    tiny_model: bool = param(False, "a tiny random RoBERTa instead of roberta-base (no download)")
+    hidden: int = param(32, "hidden size of the tiny model", minimum=1)
 
     SCHEMA: ClassVar[int] = 2
 
-    def _validate(self) -> None:
-        super()._validate()
-        for name in ("num_tasks", "examples_per_task", "n_finetune", "n_test", "max_length",
-                     "rank", "retrain_steps", "batch_size", "reptile_inner_steps",
-                     "finetune_steps", "hidden"):
-            check_int(getattr(self, name), name)
-        for name in ("alpha", "lr", "reptile_meta_lr", "finetune_lr"):
-            check_float(getattr(self, name), name, strict=True)
-        check_bool(self.tiny_model, "tiny_model")
-        _check_names("methods", self.methods, RETRAIN_METHODS)
-        _check_names("finetune_modes", self.finetune_modes, FINETUNE_MODES)
 
 
 def language_sweep(preset: str = "paper", steps_scale: float = 1.0,
@@ -426,3 +405,47 @@ def preset_sweep(experiment: str, preset: str, steps_scale: float = 1.0,
     if not (isinstance(steps_scale, int | float) and math.isfinite(steps_scale)):
         raise ValueError(f"steps_scale must be a finite number > 0, got {steps_scale!r}")
     return SWEEPS[experiment](preset, steps_scale, seeds)
+
+
+#: Config type of each experiment, by the name a sweep file's ``experiment`` takes.
+CONFIG_TYPES: dict[str, type[NeuralConfig]] = {
+    "shallow": ShallowConfig, "vision": VisionConfig, "language": LanguageConfig}
+
+
+def preset_base(experiment: str, preset: str, steps_scale: float = 1.0) -> NeuralConfig:
+    """The preset's config at its default point: where a sweep file's grid starts.
+
+    Shallow: the setting d = 10, T = 3 (fine-tuning rank k); vision: the one config with every
+    retraining method; language: the one config. The step budgets are the preset's times
+    ``steps_scale``.
+
+    Examples
+    --------
+    >>> base = preset_base("shallow", "cpu", steps_scale=0.1)
+    >>> base.d, base.T, base.retrain_steps, base.finetune_steps
+    (10, 3, 1000, 375)
+    >>> preset_base("vision", "cpu").methods
+    ('sr', 'lora_ml', 'reptile', 'last_layer_ml')
+    """
+    configs = preset_sweep(experiment, preset, steps_scale).configs
+    if experiment == "shallow":
+        return next(c for c in configs if (c.d, c.T) == (SHALLOW_BASE_D, SHALLOW_BASE_T))
+    if experiment == "vision":
+        return replace(configs[0], methods=tuple(m for c in configs for m in c.methods))
+    return configs[0]
+
+
+def unit_configs(experiment: str, configs: tuple[NeuralConfig, ...]) -> tuple[NeuralConfig, ...]:
+    """``configs`` split as the preset splits its own: vision runs one config per method.
+
+    One method per config makes each method a unit of work (parallel workers; a killed run
+    loses only the methods in flight), as :func:`vision_sweep` does.
+
+    Examples
+    --------
+    >>> [c.methods for c in unit_configs("vision", (preset_base("vision", "cpu"),))][:2]
+    [('sr',), ('lora_ml',)]
+    """
+    if experiment != "vision":
+        return configs
+    return tuple(replace(c, methods=(m,)) for c in configs for m in c.methods)

@@ -1,5 +1,6 @@
 """End-to-end tests of ``lowrank-theory neural`` on the sweep runner, at tiny step scales."""
 
+import json
 import os
 import subprocess
 import sys
@@ -230,3 +231,54 @@ def test_configs_validate_their_fields():
     with pytest.raises(ValueError, match="steps_scale"):
         C.shallow_sweep("cpu", steps_scale=0.0)
     assert C.ShallowConfig(sigma=0.0).sigma == 0.0
+
+
+def test_only_restricts_the_preset_to_some_experiments(tmp_path, capsys):
+    """``--only shallow,vision`` runs those two of the preset and not language; --only and
+    --experiment together are refused (exit 2)."""
+    argv = ["neural", "--only", "shallow,vision", "--steps-scale", "0.002", "--seeds", "1",
+            "--jobs", "1", "--threads", "1", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["experiment"] for r in runs] == ["shallow", "vision"]
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["neural_shallow.csv",
+                                                            "neural_vision.csv"]
+    assert main(["neural", "--experiment", "shallow", "--only", "vision"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+SHALLOW_SWEEP = """
+experiment = "shallow"
+size = "cpu"
+steps_scale = {scale}
+seeds = 2
+
+[grid]
+d = [5, 15]
+"""
+
+
+def test_shallow_sweep_file_runs_resumes_and_draws(tmp_path, capsys):
+    """A shallow sweep file (cpu preset, [grid] d = [5, 15]) through ``reproduce --config``:
+    one config per d at T = 3 with the preset's scaled steps, the table and its figure (a
+    panel over d) and the report; a lost unit is recomputed alone on the rerun and the table
+    is the same (up to provenance)."""
+    config = tmp_path / "shallow.toml"
+    config.write_text(SHALLOW_SWEEP.format(scale=TINY["shallow"]))
+    out = tmp_path / "out"
+    argv = ["reproduce", "--config", str(config), "--out", str(out), "--format", "png"]
+    assert main(argv) == 0
+    first = pd.read_csv(out / "neural_shallow.csv")
+    assert sorted(set(zip(first["d"], first["T"]))) == [(5, 3), (15, 3)]
+    base = C.preset_base("shallow", "cpu", float(TINY["shallow"]))
+    assert set(first["retrain_steps"]) == {base.retrain_steps}
+    assert (out / "figures" / "neural_shallow.png").stat().st_size > 1000
+    assert "neural_shallow.png" in (out / "report.html").read_text()
+    lost = sorted((out / "neural_shallow" / "runs").glob("*.csv"))[0]
+    lost.unlink()
+    lost.with_suffix(".json").unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 computed, 1 skipped" in capsys.readouterr().out
+    again = pd.read_csv(out / "neural_shallow.csv")
+    pd.testing.assert_frame_equal(drop_provenance(again), drop_provenance(first))

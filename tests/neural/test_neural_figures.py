@@ -1,7 +1,6 @@
 """Tests of figures/neural.py (needs no torch: it only reads tables)."""
 
 import matplotlib.colors as mcolors
-import numpy as np
 import pandas as pd
 import pytest
 from lowrank_theory.figures import neural as fig_neural
@@ -68,5 +67,4 @@ def test_main_writes_figures_named_by_preset(tmp_path):
     assert fig_neural.main([str(path), str(shallow), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "neural_vision_cpu.png").is_file()
     assert (tmp_path / "figs" / "neural_shallow_cpu.png").is_file()
-    assert np.isclose(fig_neural._mean_se(_pairs_table(), ["method"], "test_accuracy")["count"],
-                      6).all()
+    assert (fig_neural.band_stats(_pairs_table(), "method", "test_accuracy")["count"] == 6).all()
