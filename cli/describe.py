@@ -1,7 +1,7 @@
 """``lowrank-theory describe [EXPERIMENT] [--json] [--docs DIR]``: what a sweep may set.
 
 Every field is read from the experiment's config class (its meaning and allowed values live
-beside the field, :func:`lowrank_theory.simulations.configs.param`), so this listing, the
+beside the field, :func:`lowrank_theory.simulations.fields.param`), so this listing, the
 validation of sweep files and ``--set``, and ``docs/sweeps.md`` never disagree.
 """
 

@@ -1,6 +1,6 @@
 """What a sweep may set: every experiment's fields, read from its config class.
 
-The config classes are the one source (:func:`lowrank_theory.simulations.configs.param`: each
+The config classes are the one source (:func:`lowrank_theory.simulations.fields.param`: each
 field's meaning and allowed values); ``lowrank-theory describe EXPERIMENT`` prints them and
 ``docs/sweeps.md`` is generated from them (``make docs``; a test fails when it is out of date).
 Importing this module imports neither torch nor the numerical core's solvers.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from lowrank_theory.simulations.configs import field_specs
+from lowrank_theory.simulations.fields import field_specs
 
 __all__ = ["sweepable", "describe", "describe_text", "sweeps_markdown", "NEURAL_KEYS"]
 

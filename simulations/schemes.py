@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lowrank_theory.simulations.configs import ExperimentConfig, Sweep, param
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.fields import param
 from lowrank_theory.simulations.runner import Experiment
 from lowrank_theory.simulations.streams import stream_seeds
 

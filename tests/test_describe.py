@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from lowrank_theory.cli import main
 from lowrank_theory.cli.describe import DOCS, generated_docs
-from lowrank_theory.simulations.configs import field_specs
 from lowrank_theory.simulations.describe import sweepable
+from lowrank_theory.simulations.fields import field_specs
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 CONFIG_TYPES = {name: entry["config"] for name, entry in sweepable().items()}

@@ -35,9 +35,9 @@ from lowrank_theory.simulations.configs import (
     PhaseConfig,
     RateConfig,
     VaryConfig,
-    field_specs,
 )
 from lowrank_theory.simulations.experiments import EXPERIMENTS
+from lowrank_theory.simulations.fields import field_specs
 from lowrank_theory.simulations.neural.configs import preset_base
 from lowrank_theory.simulations.schemes import SchemesConfig
 

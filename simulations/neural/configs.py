@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from lowrank_theory.simulations.configs import ExperimentConfig, Sweep, param
+from lowrank_theory.simulations.configs import ExperimentConfig, Sweep
+from lowrank_theory.simulations.fields import param
 
 from lowrank_theory._validation import check_choice, check_float
 
