@@ -198,8 +198,9 @@ def _run_one(args: argparse.Namespace) -> int:
     from lowrank_theory.simulations.neural.configs import preset_sweep
     from lowrank_theory.simulations.neural.experiments import EXPERIMENTS as REGISTRY
     from lowrank_theory.simulations.neural.experiments import check_inputs
+    from lowrank_theory.simulations.outdir import OutputDirError, OutputLocked
     from lowrank_theory.simulations.runner import make_executor, run_experiment, units_of
-    from lowrank_theory.simulations.store import InvalidRunFile, OutputDirError, OutputLocked
+    from lowrank_theory.simulations.store import InvalidRunFile
 
     from lowrank_theory.neural.data import DataFormatError, DataMissingError
     from lowrank_theory.neural.finetune import summarise

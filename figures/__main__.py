@@ -18,7 +18,7 @@ from lowrank_theory.figures.io import TableError
 from lowrank_theory.figures.make import FIGURES, GENERATED_DIR, make_figures, publish
 from lowrank_theory.figures.options import add_figure_options
 from lowrank_theory.figures.style import load_style
-from lowrank_theory.simulations.store import OutputDirError
+from lowrank_theory.simulations.outdir import OutputDirError
 
 
 def _folder(text: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from lowrank_theory.simulations.store import atomic_write_text
+from lowrank_theory.simulations.outdir import atomic_write_text
 
 __all__ = ["HtmlPage", "write_records"]
 

@@ -40,7 +40,7 @@ from lowrank_theory.figures.style import (
     save_figure,
     user_style,
 )
-from lowrank_theory.simulations.store import atomic_write_text, ensure_folder
+from lowrank_theory.simulations.outdir import atomic_write_text, ensure_folder
 
 __all__ = [
     "FigureSpec",

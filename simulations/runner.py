@@ -51,21 +51,23 @@ from lowrank_theory.simulations.executors import (
     Unit,
     make_executor,
 )
-from lowrank_theory.simulations.store import (
-    InvalidRunFile,
+from lowrank_theory.simulations.outdir import (
     OutputDirError,
     OutputLocked,
-    RunFileWarning,
-    RunRecord,
     atomic_write_text,
     check_output_dir,
-    check_run,
     ensure_folder,
-    inputs_digest,
     output_lock,
+    remove_stale_temporaries,
+)
+from lowrank_theory.simulations.store import (
+    InvalidRunFile,
+    RunFileWarning,
+    RunRecord,
+    check_run,
+    inputs_digest,
     read_run,
     refuse_non_files,
-    remove_stale_temporaries,
     tables_current,
     warn_run_file,
     write_run,

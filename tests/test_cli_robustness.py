@@ -24,6 +24,7 @@ import textwrap
 from pathlib import Path
 
 import lowrank_theory.simulations.executors as executors
+import lowrank_theory.simulations.outdir as outdir
 import lowrank_theory.simulations.store as store
 import pandas as pd
 import pytest
@@ -138,7 +139,7 @@ def _unreachable(command, *extra):
 def _symlink_lock(tmp):
     (tmp / "out").mkdir()
     (tmp / "precious").write_text("keep me")
-    (tmp / "out" / store.LOCK_NAME).symlink_to(tmp / "precious")
+    (tmp / "out" / outdir.LOCK_NAME).symlink_to(tmp / "precious")
 
 
 def _nine_axes():
@@ -211,9 +212,9 @@ CORPUS = {
     "out-under-a-file": ("reproduce", lambda tmp, mp: [
         "--config", str(_tiny(tmp)), "--out", str(_write(tmp / "f", "x") / "sub")],
         "cannot create output folder"),
-    "lock-a-folder": ("reproduce", _layout(lambda t: _block(t / "out" / store.LOCK_NAME,
+    "lock-a-folder": ("reproduce", _layout(lambda t: _block(t / "out" / outdir.LOCK_NAME,
                                                             "folder")),
-                      f"{store.LOCK_NAME} is a folder"),
+                      f"{outdir.LOCK_NAME} is a folder"),
     "lock-a-symlink": ("reproduce", _layout(_symlink_lock), "is a symbolic link"),
     "experiment-folder-a-file": ("reproduce", _layout(lambda t: _block(t / "out" / "phase",
                                                                        "file")),
@@ -265,8 +266,8 @@ CORPUS = {
         "--out"),
     "neural-lock-a-folder": ("neural", lambda tmp, mp: [
         "--experiment", "shallow", "--jobs", "1", "--seed", "0", "--out",
-        str(_block(tmp / "out" / store.LOCK_NAME, "folder") or tmp / "out")],
-        f"{store.LOCK_NAME} is a folder"),
+        str(_block(tmp / "out" / outdir.LOCK_NAME, "folder") or tmp / "out")],
+        f"{outdir.LOCK_NAME} is a folder"),
     # -------------------------------------------------------------- check
     "check-seed-negative": ("check", _argv("--seed", "-1"), "--seed must be"),
     "check-seed-2**64": ("check", _argv("--seed", str(2**64)), "--seed must be"),
@@ -398,7 +399,7 @@ def test_a_full_disk_exits_2_keeping_finished_units(tmp_path, monkeypatch, capsy
     kept, and the rerun computes only what is missing."""
     config = _write(tmp_path / "three.toml", TINY.replace("T = [1, 2]", "T = [1, 2, 3]"))
     out = tmp_path / "out"
-    real, calls = store._write_fully, []
+    real, calls = outdir._write_fully, []
 
     def fill_up(fd, data):
         calls.append(len(data))
@@ -406,7 +407,7 @@ def test_a_full_disk_exits_2_keeping_finished_units(tmp_path, monkeypatch, capsy
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(store, "_write_fully", fill_up)
+    monkeypatch.setattr(outdir, "_write_fully", fill_up)
     assert cli_main(["reproduce", "--config", str(config), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     second = units_of(load_sweep_file(config).sweep, None)[1].key
@@ -415,7 +416,7 @@ def test_a_full_disk_exits_2_keeping_finished_units(tmp_path, monkeypatch, capsy
     assert "Traceback" not in err
     assert len(list((out / "phase" / "runs").glob("*.json"))) == 1
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-    monkeypatch.setattr(store, "_write_fully", real)
+    monkeypatch.setattr(outdir, "_write_fully", real)
     assert cli_main(["reproduce", "--config", str(config), "--out", str(out),
                      "--no-figures"]) == 0
     assert "3 units: 2 computed, 1 skipped" in capsys.readouterr().out

@@ -46,6 +46,7 @@ WITHOUT_EXAMPLES: dict[str, str] = {
     "lowrank_theory.simulations.neural.vision": "needs torch; run in tests/neural",
     "lowrank_theory.simulations.schemes": "an experiment; run in test_simulations_schemes",
     "lowrank_theory.simulations.store": "files on disk; tested in test_store",
+    "lowrank_theory.simulations.outdir": "files, locks and processes on disk; tested in test_store",
     "lowrank_theory.figures": "package docstring only",
     "lowrank_theory.figures.make": "draws files; tested in test_figures",
     "lowrank_theory.figures.report": "writes a run's report; tested in test_report",

@@ -324,11 +324,11 @@ def test_sigkill_during_a_write_recomputes_exactly_that_unit(tmp_path):
     # The child writes large files in two halves, pausing after the first half of the third.
     child = _child(f"""
         import os, time
-        import lowrank_theory.simulations.store as store
+        import lowrank_theory.simulations.outdir as outdir
         from lowrank_theory.simulations.runner import run_experiment
         from runner_toys import BIG, SWEEP, Sweep
         import dataclasses
-        real, large = store._write_fully, []
+        real, large = outdir._write_fully, []
 
         def write(fd, data):
             if len(data) > 100_000:
@@ -340,7 +340,7 @@ def test_sigkill_during_a_write_recomputes_exactly_that_unit(tmp_path):
                 data = data[len(data) // 2:]
             real(fd, data)
 
-        store._write_fully = write
+        outdir._write_fully = write
         big = dataclasses.replace(BIG, quick=Sweep(SWEEP.configs[:3], seeds=(0,)))
         run_experiment(big, {str(out)!r}, progress=False)
     """)

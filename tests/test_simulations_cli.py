@@ -100,7 +100,7 @@ def test_unusable_out_exits_2_before_any_compute(tmp_path, capsys, monkeypatch, 
 def test_out_in_use_by_another_run_exits_2_naming_it(tmp_path, capsys, monkeypatch):
     _no_compute(monkeypatch)
     pytest.importorskip("fcntl")
-    from lowrank_theory.simulations.store import LOCK_NAME
+    from lowrank_theory.simulations.outdir import LOCK_NAME
     from runner_toys import lock_held_by_another_process
 
     with lock_held_by_another_process(tmp_path / LOCK_NAME) as holder:

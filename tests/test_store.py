@@ -1,4 +1,5 @@
-"""Tests of simulations/store.py: validated run files, table manifests, the lock, the folder."""
+"""Tests of simulations/store.py and outdir.py: validated run files, table manifests, the lock,
+the folder."""
 
 import dataclasses
 import errno
@@ -15,23 +16,26 @@ import sys
 import warnings
 from pathlib import Path
 
+import lowrank_theory.simulations.outdir as outdir
 import lowrank_theory.simulations.runner as runner
 import lowrank_theory.simulations.store as store
 import pandas as pd
 import pytest
 from lowrank_theory.figures.io import read_table
 from lowrank_theory.simulations.configs import Sweep
+from lowrank_theory.simulations.outdir import (
+    OutputDirError,
+    OutputLocked,
+    atomic_write_text,
+    check_output_dir,
+    output_lock,
+    remove_stale_temporaries,
+)
 from lowrank_theory.simulations.runner import drop_provenance, run_experiment, units_of
 from lowrank_theory.simulations.store import (
     InvalidRunFile,
-    OutputDirError,
-    OutputLocked,
     RunFileWarning,
-    atomic_write_text,
-    check_output_dir,
     check_run,
-    output_lock,
-    remove_stale_temporaries,
     write_run,
     write_tables,
 )
@@ -154,7 +158,7 @@ def test_atomic_write_cleans_up_when_the_write_fails(tmp_path, monkeypatch):
     def fail(fd, data):
         raise OSError(28, "No space left on device (injected)")
 
-    monkeypatch.setattr(store, "_write_fully", fail)
+    monkeypatch.setattr(outdir, "_write_fully", fail)
     with pytest.raises(OSError, match="injected"):
         atomic_write_text(path, "new")
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
@@ -234,7 +238,7 @@ def test_check_output_dir_refuses_a_read_only_folder(tmp_path):
 
 def test_output_lock_is_exclusive_reentrant_and_names_the_real_holder(tmp_path):
     """The lock names the process that holds it, even when its file says another pid."""
-    lock = tmp_path / store.LOCK_NAME
+    lock = tmp_path / outdir.LOCK_NAME
     with lock_held_by_another_process(lock, written="4242\n") as holder:
         with pytest.raises(OutputLocked, match=rf"{tmp_path} is in use by process {holder.pid}"):
             with output_lock(tmp_path):
@@ -248,10 +252,10 @@ def test_output_lock_is_exclusive_reentrant_and_names_the_real_holder(tmp_path):
 
 def test_output_lock_says_when_it_cannot_tell_the_holder(tmp_path, monkeypatch):
     """Without a lock table, a pid in the file that is not a live process is not named."""
-    monkeypatch.setattr(store, "_lock_table_holder", lambda fd: None)
+    monkeypatch.setattr(outdir, "_lock_table_holder", lambda fd: None)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    lock = tmp_path / store.LOCK_NAME
+    lock = tmp_path / outdir.LOCK_NAME
     with lock_held_by_another_process(lock, written=f"{dead}\n"):
         with pytest.raises(OutputLocked, match="in use by another process .which one cannot be "
                                                "told here."):
@@ -273,7 +277,7 @@ def test_other_programs_files_in_out_are_left_alone(tmp_path):
     run_experiment(SMALL, tmp_path, progress=False)
     for name, text in others.items():
         assert (tmp_path / name).read_text() == text
-    assert (tmp_path / store.LOCK_NAME).is_file()
+    assert (tmp_path / outdir.LOCK_NAME).is_file()
 
 
 @pytest.mark.parametrize("kind", ["symlink", "folder"])
@@ -285,14 +289,14 @@ def test_a_lock_that_is_a_link_or_a_folder_is_refused_and_nothing_followed(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     if kind == "symlink":
-        (out / store.LOCK_NAME).symlink_to(target)
+        (out / outdir.LOCK_NAME).symlink_to(target)
     else:
-        (out / store.LOCK_NAME).mkdir()
-    with pytest.raises(OutputDirError, match=rf"lock file .*{store.LOCK_NAME} is a "
+        (out / outdir.LOCK_NAME).mkdir()
+    with pytest.raises(OutputDirError, match=rf"lock file .*{outdir.LOCK_NAME} is a "
                                              f"{'symbolic link' if kind == 'symlink' else 'folder'}"):
         run_experiment(SMALL, out, progress=False)
     assert target.read_text() == "keep me\n"
-    assert sorted(p.name for p in out.iterdir()) == [store.LOCK_NAME]
+    assert sorted(p.name for p in out.iterdir()) == [outdir.LOCK_NAME]
 
 
 def test_run_file_sidecar_records_shape_dtypes_and_code(tmp_path):
@@ -477,7 +481,7 @@ def test_a_failed_write_names_the_file_not_the_temporary(tmp_path, monkeypatch):
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_fully", full)
+    monkeypatch.setattr(outdir, "_write_fully", full)
     with pytest.raises(OSError) as info:
         atomic_write_text(tmp_path / "x.json", "data")
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "x.json")
