@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from lowrank_theory.figures import atlas, neural, plots, schemes
+from lowrank_theory.figures import atlas, neural, plots, schemes, vary
 from lowrank_theory.figures.bands import DEFAULT_BAND, check_band
 from lowrank_theory.figures.facets import FigureSkipped, FigureWarning
 from lowrank_theory.figures.io import load_table, locate_table
@@ -110,7 +110,7 @@ class FigureSpec:
 
 def _varies(param: str) -> Callable[[pd.DataFrame], str | None]:
     def applies(table: pd.DataFrame) -> str | None:
-        rows = plots._without_quirks(table)
+        rows = vary._without_quirks(table)
         n = rows[param].nunique() if param in rows else 0
         return None if n > 1 else f"{param} takes {n} value(s) in the table, not several"
     return applies
@@ -144,17 +144,17 @@ _SCHEMES_CLAIM = ("From A_SR no scheme with fewer than k(T+1) rank-equivalent pa
 #: For each experiment table, its figures.
 FIGURES: dict[str, tuple[FigureSpec, ...]] = {
     "vary": (
-        FigureSpec("vary", plots.plot_vary,
+        FigureSpec("vary", vary.plot_vary,
                    "Population excess loss on an unseen task against fine-tuning iteration "
                    "after LoRA-ML and SR retraining, a row of panels per varied parameter of "
                    "the vary set (d, T, N, n, k) with the others at the default point.",
                    _VARY_CLAIM),
         FigureSpec("vary_paper_quantity",
-                   lambda table, band=DEFAULT_BAND: plots.plot_vary(
+                   lambda table, band=DEFAULT_BAND: vary.plot_vary(
                        table, quantities=("insample_error",), band=band),
                    "The vary grid in the quantity the paper plots: the noise-free error "
                    "summed over the n fine-tuning inputs.", _VARY_CLAIM),
-        FigureSpec("vary_quirks", plots.plot_vary_quirks,
+        FigureSpec("vary_quirks", vary.plot_vary_quirks,
                    "What the authors' two departures (noise sd sigma^2, their SR baseline) "
                    "change, one at a time, in the paper's quantity along T.",
                    "The paper's T = 2 SR gap comes from its SR baseline; with pooled least "
@@ -162,12 +162,12 @@ FIGURES: dict[str, tuple[FigureSpec, ...]] = {
                    applies=_has_quirks),
     ) + tuple(
         FigureSpec(f"vary_{p}",
-                   (lambda table, band=DEFAULT_BAND, p=p: plots.plot_vary(
-                       table, params=(p,), quantities=tuple(plots.VARY_QUANTITIES), band=band)),
+                   (lambda table, band=DEFAULT_BAND, p=p: vary.plot_vary(
+                       table, params=(p,), quantities=tuple(vary.VARY_QUANTITIES), band=band)),
                    f"Fine-tuning curves along {_PARAM_SENTENCE[p]}, in both quantities (the "
                    "population excess loss and the paper's).", _VARY_CLAIM,
                    applies=_varies(p))
-        for p in plots.VARY_VALUES),
+        for p in vary.VARY_PARAMS),
     "phase": (
         FigureSpec("phase_diagram", plots.plot_phase,
                    "Median relative ||A^ - A*||_F of population LoRA-ML and the share of seeds "
@@ -249,7 +249,7 @@ PUBLISHED: tuple[str, ...] = ("vary", "vary_paper_quantity", "vary_quirks", "pha
                              "adaptation_rate", "landscape", "schemes_budget")
 #: Modules whose source decides what a figure looks like; a change to one redraws the figures.
 DRAWING_MODULES: tuple[str, ...] = (
-    "lowrank_theory.figures.make", "lowrank_theory.figures.plots",
+    "lowrank_theory.figures.make", "lowrank_theory.figures.plots", "lowrank_theory.figures.vary",
     "lowrank_theory.figures.schemes", "lowrank_theory.figures.neural",
     "lowrank_theory.figures.atlas",
     "lowrank_theory.figures.facets", "lowrank_theory.figures.bands",

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import lowrank_theory.simulations.executors as executors
 import lowrank_theory.simulations.outdir as outdir
-import lowrank_theory.simulations.store as store
 import pandas as pd
 import pytest
 from hypothesis import given

@@ -11,15 +11,9 @@ import pytest
 from lowrank_theory.figures import FIGURES, make_figures, publish
 from lowrank_theory.figures.io import read_table
 from lowrank_theory.figures.make import FigureSpec
-from lowrank_theory.figures.plots import (
-    plot_landscape,
-    plot_phase,
-    plot_rate,
-    plot_vary,
-    plot_vary_quirks,
-    vary_panel_rows,
-)
+from lowrank_theory.figures.plots import plot_landscape, plot_phase, plot_rate
 from lowrank_theory.figures.style import METHOD_STYLE, OKABE_ITO
+from lowrank_theory.figures.vary import plot_vary, plot_vary_quirks, vary_panel_rows
 from lowrank_theory.simulations.configs import VARY_DEFAULTS, VARY_VALUES
 
 matplotlib.use("Agg")
