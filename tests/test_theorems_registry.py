@@ -68,7 +68,7 @@ def test_registry_is_complete_and_consistent():
         assert s.families >= 1 and rec.solver and rec.predicted and rec.measured
         assert rec.control_note and rec.statement and "\n" not in rec.statement
         assert (rec.on_family is None) == bool(rec.own_instances)
-        assert rec.covariance == "any" or rec.covariance.startswith("identity")
+        assert rec.covariance == "any" or rec.covariance.startswith(("identity: ", "shared: "))
     consistency = {"rank-2k", "t2-hyperbolic", "t2-rank-3k", "t1-nonidentifiable", "truth-global",
                    "rotation-invariance", "sr-global-minimum", "sr-floor-every-n",
                    "zero-t1-global", "hessian-exact"}
@@ -80,6 +80,25 @@ def test_registry_is_complete_and_consistent():
     assert len(theorems) >= 14 and {"e2e-finite-sample", "t2-paper-protocol", "ft-rate",
                                     "recovery-general-covariance",
                                     "sr-floor-general-covariance"} <= theorems
+
+
+@pytest.mark.parametrize("name", [n for n, r in th.CHECKS.items() if r.on_family is not None])
+def test_covariance_field_agrees_with_what_the_check_applies_to(name):
+    """A family the record draws itself, given a shared covariance and then one per task, is
+    accepted or skipped as the record's ``covariance`` says: "any" takes both, "shared" skips
+    the per-task one, "identity" skips both -- with a reason that names the covariance."""
+    rec = th.CHECKS[name]
+    rng = np.random.default_rng(0)
+    fam = rec.generate(rng, rec.settings, 0)
+    assert rec.skip_reason(fam) is None, (name, rec.skip_reason(fam))
+    shared = lt.TaskFamily(fam.A_star, fam.U_star, fam.sigma, random_covariance(fam.d, 10.0, rng))
+    per_task = lt.TaskFamily(fam.A_star, fam.U_star, fam.sigma,
+                             np.stack([random_covariance(fam.d, 10.0, rng) for _ in range(fam.T)]))
+    kind = rec.covariance.split(":")[0]
+    for family, accepted in ((shared, kind in ("any", "shared")), (per_task, kind == "any")):
+        reason = rec.skip_reason(family)
+        assert (reason is None) == accepted, (name, reason)
+        assert reason is None or "covariance" in reason
 
 
 def test_registry_refuses_duplicates_and_records_without_a_runner():
@@ -458,3 +477,18 @@ def test_vacuous_instances_do_not_count_and_all_vacuous_fails():
     assert not record.aggregate_instances("rank-2k", "consistency", [empty]).holds
     agg = record.aggregate_instances("rank-2k", "consistency", [empty, real])
     assert agg.holds and agg.instances == 1 and "1 instance(s) had nothing" in agg.detail
+
+
+def test_docs_table_lists_every_check_with_its_kind_section_and_covariances():
+    """docs/theory.md, section 14, has one row per record with the record's kind, section and
+    covariance kind (so the document cannot drift from the registry); a row for a check that
+    does not exist fails too."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "theory.md").read_text("utf-8")
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (\w+) \| ([\d.]+) \| (\w+) \|", text, re.M)
+    assert len(rows) == len({r[0] for r in rows}) == len(th.CHECKS)
+    for name, kind, section, covariance in rows:
+        rec = th.CHECKS[name]
+        assert (kind, section, covariance) == (rec.kind, rec.section,
+                                               rec.covariance.split(":")[0]), name

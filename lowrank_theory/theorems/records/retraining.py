@@ -28,6 +28,7 @@ _FT_EXACT = ("fine_tune(method='exact'): Eckart-Young (population, whitened by S
              "reduced-rank regression (n samples)")
 _NEW_TASK = "one new task per family (U*_new with N(0, 1) entries, the family's covariance)"
 
+_SHARED_NOTE = "shared: the claim's A_SR is the mean of the W*_t, and the new task needs one covariance"
 _shared = (lambda f: f.Sigma is None or f.Sigma.ndim == 2,
            "needs one input covariance shared by the tasks (A_SR is then the mean of the W*_t)")
 _wider_than_k = (lambda f: f.d > f.k, "needs d > k (a rank-k adapter fits any residual when d = k)")
@@ -132,7 +133,8 @@ RECORDS = (
         "population rank-k fine-tuning loss from standard_retraining's base",
         on_family=_sr_floor,
         applies=requires((lambda f: f.isotropic, "needs identity covariance (the general "
-                          "covariance is sr-floor-general-covariance)"), _wider_than_k)),
+                          "covariance is sr-floor-general-covariance)"), _wider_than_k),
+        covariance="identity: the general covariance is sr-floor-general-covariance"),
     Check(
         "sr-floor-every-n", "consistency", "no n-sample fit goes below the floor",
         "Thm 1 corollary", "4.3", 20,
@@ -140,7 +142,7 @@ RECORDS = (
                          samples=(100, 100_000), notes=_NEW_TASK),
         rc.check_sr_floor_every_n, _c_sr_floor_every_n, "adapter rank k + 1", _FT_EXACT,
         "the floor", "smallest loss over n", on_family=_sr_floor_every_n,
-        applies=requires(_shared)),
+        applies=requires(_shared), covariance=_SHARED_NOTE),
     Check(
         "ft-sr-plateau", "theorem", "from A_SR the loss plateaus at the floor",
         "Thm 1 corollary", "4.3", 4,
@@ -148,7 +150,7 @@ RECORDS = (
                          samples=(100, 100_000), notes=_NEW_TASK),
         rc.check_ft_sr_plateau, _c_sr_plateau, "fine-tune from A* (loss falls as 1/n)", _FT_EXACT,
         "1 (loss / floor at n = 1e5)", "loss / floor at n = 1e5", on_family=_sr_plateau,
-        applies=requires(_shared)),
+        applies=requires(_shared), covariance=_SHARED_NOTE),
     Check(
         "sr-adapt-rank", "theorem", "from A_SR rank k(T+1) reaches, k(T+1)-1 does not",
         "Thm 1 corollary", "4.4", 21,
@@ -157,7 +159,8 @@ RECORDS = (
         rc.check_sr_adapt_rank, _c_sr_adapt_rank, "fine-tune from A* (rank k suffices)",
         _FT_EXACT, "0 (rank-k(T+1) loss)", "rank-k(T+1) population loss",
         on_family=_sr_adapt_rank, generate=_adapt_rank_family,
-        applies=requires(_shared, (lambda f: f.k * (f.T + 1) <= f.d, "needs k(T+1) <= d"))),
+        applies=requires(_shared, (lambda f: f.k * (f.T + 1) <= f.d, "needs k(T+1) <= d")),
+        covariance=_SHARED_NOTE),
     Check(
         "sr-floor-general-covariance", "theorem",
         "shared covariance Sigma: rank-k fine-tuning from A_SR keeps a positive floor",
@@ -167,5 +170,6 @@ RECORDS = (
         "the SR base off by 1e-3 (N(0, 1) noise), Sigma of condition 100", _FT_EXACT,
         "the floor from the offsets' and Sigma's Gram matrices",
         "population rank-k fine-tuning loss from standard_retraining's base",
-        on_family=_sr_floor_sigma, applies=requires(_shared, _wider_than_k)),
+        on_family=_sr_floor_sigma, applies=requires(_shared, _wider_than_k),
+        covariance=_SHARED_NOTE),
 )

@@ -20,7 +20,7 @@ from ..constructions import (
 )
 from ..instances import RANDOM, InstanceSettings, control_family, draw, draw_family, stream
 from ..record import Check, requires
-from ..result import aggregate
+from ..result import aggregate, objective_tolerance
 
 __all__ = ["RECORDS", "protocol_end_points"]
 
@@ -102,13 +102,28 @@ def _c_rank_3k(seed):
     return tt.check_t2_rank_3k(fam, A_hat, fam.new_task(seed=rng), rank=2)
 
 
+#: The paper's descent is continued, in chunks of its 3000 rounds, until every run's objective
+#: is below this fraction of the global-value tolerance (Newton then finishes from there) or
+#: ``PROTOCOL_MAX_ROUNDS`` rounds are done: with k = 2 the runs need 10,000 to 30,000 rounds
+#: (measured), with k = 1 about 3000.
+PROTOCOL_CONVERGED = 1e-3
+PROTOCOL_MAX_ROUNDS = 12 * PAPER_ROUNDS
+
+
 def protocol_end_points(
     family: TaskFamily, n_starts: int, seed: np.random.Generator
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
     """Where the paper's protocol converges from ``n_starts`` of its starts, Newton-polished.
 
-    The runs are ``fit_lora_ml(method="paper")``'s rounds (3000 of them, from ``A0 = 0`` and
-    ``U0 ~ N(0, 0.1^2)``), advanced as one batch; Newton steps then finish the last digits.
+    The runs are ``fit_lora_ml(method="paper")``'s rounds (from ``A0 = 0`` and
+    ``U0 ~ N(0, 0.1^2)``), advanced as one batch and continued past the paper's 3000 rounds
+    while they are still moving (``PROTOCOL_CONVERGED``); Newton steps finish the last digits.
+
+    Returns
+    -------
+    points : list of (A, U)
+    rounds : int
+        Rounds run.
     """
     stats = statistics(family)
     B = n_starts
@@ -119,19 +134,25 @@ def protocol_end_points(
     batch = Statistics(rep(stats.Sxx), rep(stats.Sxy), rep(stats.syy), stats.offset, True,
                        rep(stats.W_star), stats.identity_inputs)
     U0 = PAPER_INIT_SCALE * seed.standard_normal((B, family.T, family.d, family.k))
-    run = run_paper_protocol(batch, SymmetricAdapter(family.k), np.zeros((B, family.d, family.d)),
-                             (U0,), rounds=PAPER_ROUNDS)
+    A, factors, rounds = np.zeros((B, family.d, family.d)), (U0,), 0
+    target = PROTOCOL_CONVERGED * objective_tolerance(family)
+    while rounds < PROTOCOL_MAX_ROUNDS:
+        run = run_paper_protocol(batch, SymmetricAdapter(family.k), A, factors, rounds=PAPER_ROUNDS)
+        A, factors, rounds = run.A, run.factors, rounds + run.rounds_done
+        if run.diverged or np.max(run.history[-1]) <= target:
+            break
     out = []
-    for A, U in zip(run.A, run.factors[0]):
-        A_p, fac, _ = stationary.polish_stationary_point(family, A, U)
+    for A_i, U_i in zip(A, factors[0]):
+        A_p, fac, _ = stationary.polish_stationary_point(family, A_i, U_i)
         out.append((A_p, fac[0]))
-    return out
+    return out, rounds
 
 
 def _paper_protocol(fam, rng, s):
     new = fam.new_task(seed=rng)
-    return aggregate([tt.check_t2_paper_protocol(fam, A, U, new)
-                      for A, U in protocol_end_points(fam, s.starts, rng)])
+    points, rounds = protocol_end_points(fam, s.starts, rng)
+    return aggregate([tt.check_t2_paper_protocol(fam, A, U, new) for A, U in points],
+                     f"{rounds} rounds")
 
 
 def _protocol_family(rng, s, i):
@@ -142,7 +163,7 @@ def _protocol_family(rng, s, i):
 def _c_paper_protocol(seed):
     # Near miss: the converged base moved off the family by 1e-3 (a random direction).
     rng, fam = control_family(seed, d=4, k=1, T=2)
-    (A, U), = protocol_end_points(fam, 1, rng)
+    (A, U), _ = protocol_end_points(fam, 1, rng)
     E = rng.standard_normal(A.shape)
     return tt.check_t2_paper_protocol(fam, A + 1e-3 * E / np.linalg.norm(E), U,
                                       fam.new_task(seed=rng))
@@ -181,14 +202,16 @@ RECORDS = (
                          notes="d >= 3k; from hyperbolic minima with every rapidity nonzero"),
         tt.check_t2_rank_3k, _c_rank_3k, "rank 3k - 1 claimed to suffice",
         "fine_tune(method='exact'): Eckart-Young", "0 (rank-3k loss)", "rank-3k population loss",
-        on_family=_rank_3k, generate=_rank_3k_family, applies=requires(_T2, _THREE_K, _SHARED)),
+        on_family=_rank_3k, generate=_rank_3k_family, applies=requires(_T2, _THREE_K, _SHARED),
+        covariance="shared: the new task needs one covariance"),
     Check(
         "t2-paper-protocol", "theorem",
         "T = 2: the paper's gradient descent converges to a member of the minimiser family",
         "Thm 4 (protocol)", "7.4", 29,
-        InstanceSettings(RANDOM, (3, 6), (1, 2), (2, 2), 4, starts=3,
+        InstanceSettings(RANDOM, (3, 6), (1, 2), (2, 2), 2, starts=3,
                          notes="d >= 3k, k alternates 1, 2; per family 3 paper starts (A0 = 0, "
-                         "U0 ~ N(0, 0.1^2)), 3000 rounds, Newton-polished; one new task"),
+                         "U0 ~ N(0, 0.1^2)), the paper's rounds continued in chunks of 3000 "
+                         "until converged (at most 36,000), Newton-polished; one new task"),
         tt.check_t2_paper_protocol, _c_paper_protocol,
         "the converged base moved off the family by 1e-3",
         "fit_lora_ml(method='paper') rounds (batched), Newton-polished; hyperbolic_parameter",
