@@ -99,13 +99,15 @@ def check_asymmetric_retraining(
     zero = [err for value, err in ends if value <= ZERO_LOSS_RTOL]
     elsewhere = [err for err in zero if err > ELSEWHERE_RTOL]
     stuck = len(ends) - len(zero)
+    exact = "zero loss" if ends[0][0] <= ZERO_LOSS_RTOL else f"F/value scale={ends[0][0]:.1e}"
     worst = max(zero, default=float("inf"))
     res = make_result(
         "asymmetric-retraining", "asymmetric adapters U_t V_t^T: LoRA-ML's zero-loss bases are "
         "A* (T >= 3)", "project (beyond the paper)", 0.0, worst, worst, ELSEWHERE_RTOL,
         kind="info", holds=bool(zero) and not elsewhere,
         detail=f"d={family.d}, k={family.k}, T={family.T}: {len(zero)} of {len(ends)} end points "
-        f"at zero loss, largest |A^-A*|_F/|A*|_F among them {worst:.1e}; {stuck} stopped at F > 0; "
+        f"at zero loss, largest |A^-A*|_F/|A*|_F among them {worst:.1e}; {stuck} stopped at F > 0 "
+        f"(the exact solver's end: {exact}); "
         f"first-order kernel of asymmetric base moves: dimension {asymmetric_kernel_dimension(family)}",
     )
     return res

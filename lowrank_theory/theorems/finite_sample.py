@@ -264,6 +264,11 @@ def check_e2e_finite_sample(
         parts.append(f"{method}: mean excess {np.mean(measured):.3g} / predicted "
                      f"{np.mean(predicted):.3g} = {ratio:.3f} (mean tail {np.mean(tails):.2g}, "
                      f"estimation {estimation:.3g})")
+    if len(bases) == 2:
+        gaps = [np.linalg.norm(a - b) / np.linalg.norm(family.A_star)
+                for a, b in zip(bases["exact"], bases["paper"])]
+        parts.append(f"paper vs exact base: median |A_paper - A_exact|_F/|A*|_F "
+                     f"{np.median(gaps):.1e}")
     worst = max(ratios, key=lambda r: abs(r - 1.0))
     return make_result(
         "e2e-finite-sample", "LoRA-ML on N samples per task, then rank-k fine-tuning on n "

@@ -29,7 +29,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from lowrank_theory.tasks import TaskFamily
 from .instances import InstanceSettings, draw_family
 
 __all__ = ["Check", "Registry", "handle_name", "always", "identity_only", "requires", "vacuous",
-           "aggregate_instances"]
+           "aggregate_instances", "every_family"]
 
 #: ``(family, rng, settings) -> CheckResult``: the check on one given instance.
 OnFamily = Callable[[TaskFamily, np.random.Generator, InstanceSettings], CheckResult]
@@ -107,6 +107,24 @@ def aggregate_instances(name: str, kind: str, results: Sequence[CheckResult]) ->
                            f"nothing was checked: {detail}")
     skipped = len(results) - len(real)
     return aggregate(real, f"{skipped} instance(s) had nothing to check" if skipped else "")
+
+
+def every_family(
+    generate: Callable[[np.random.Generator, InstanceSettings, int], TaskFamily],
+    on_family: OnFamily,
+) -> Callable[[np.random.Generator, InstanceSettings], CheckResult]:
+    """A run like the default one that reports every family's detail, not only the worst's.
+
+    For checks whose details are the measurement (ratios, rapidities), so that a run shows
+    all of them.
+    """
+
+    def run(rng: np.random.Generator, settings: InstanceSettings) -> CheckResult:
+        out = [on_family(generate(rng, settings, i), rng, settings)
+               for i in range(settings.families)]
+        return replace(aggregate(out), detail=" | ".join(r.detail for r in out))
+
+    return run
 
 
 def _default_generate(rng: np.random.Generator, settings: InstanceSettings, i: int) -> TaskFamily:

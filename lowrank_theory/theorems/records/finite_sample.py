@@ -17,8 +17,7 @@ from ..instances import (
     draw_family,
     stream,
 )
-from ..record import Check, requires
-from ..result import aggregate
+from ..record import Check, every_family, requires
 
 __all__ = ["RECORDS", "RATE_CONFIGS"]
 
@@ -41,16 +40,6 @@ def _rate_family(rng, s, i):
 
 def _rate(fam, rng, s):
     return fs.check_ft_rate(fam, RATE_NS, fs.MIN_RATE_DRAWS, seed=rng)
-
-
-def _every_family(generate, on_family):
-    """A run that reports every family's detail, not only the worst one's (its ratios)."""
-
-    def run(rng, s):
-        out = [on_family(generate(rng, s, i), rng, s) for i in range(s.families)]
-        return replace(aggregate(out), detail=" | ".join(r.detail for r in out))
-
-    return run
 
 
 def _c_rate(seed):
@@ -132,7 +121,7 @@ RECORDS = (
         fs.check_ft_rate, _c_rate, "a base off by 1e-3 (|E|_F), n = 1e5",
         "fine_tune(method='exact'): reduced-rank regression",
         "1 (mean excess / expectation)", "the ratio farthest from 1", on_family=_rate,
-        generate=_rate_family, run=_every_family(_rate_family, _rate), applies=requires(_SHARED, (lambda f: f.sigma > 0, "needs sigma > 0"),
+        generate=_rate_family, run=every_family(_rate_family, _rate), applies=requires(_SHARED, (lambda f: f.sigma > 0, "needs sigma > 0"),
                                                 (lambda f: f.d + 2 <= RATE_NS[0],
                                                  f"needs d <= {RATE_NS[0] - 2}")),
         covariance="shared: the new tasks need one covariance"),
@@ -170,7 +159,7 @@ RECORDS = (
         "fit_lora_ml (exact) and the paper protocol (batched) on samples; fine_tune(method="
         "'exact') on n samples",
         "1 (mean excess / mean of tail_k + estimation term)", "the ratio farthest from 1",
-        on_family=_e2e, run=_every_family(draw_family, _e2e),
+        on_family=_e2e, run=every_family(draw_family, _e2e),
         applies=requires((lambda f: f.T >= 3, "needs T >= 3"), _SHARED,
                          (lambda f: f.sigma > 0, "needs sigma > 0"),
                          (lambda f: f.d + 2 <= E2E_n, f"needs d <= {E2E_n - 2}")),

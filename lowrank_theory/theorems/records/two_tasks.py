@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from lowrank_theory import stationary
@@ -16,11 +18,12 @@ from ..constructions import (
     catalogued_spurious_family,
     find_spurious_minimum,
     hyperbolic_minimum,
+    hyperbolic_parameter,
     structured_stationary_points,
 )
 from ..instances import RANDOM, InstanceSettings, control_family, draw, draw_family, stream
-from ..record import Check, requires
-from ..result import aggregate, objective_tolerance
+from ..record import Check, every_family, requires
+from ..result import aggregate, objective_tolerance, problem_scale
 
 __all__ = ["RECORDS", "protocol_end_points"]
 
@@ -151,8 +154,14 @@ def protocol_end_points(
 def _paper_protocol(fam, rng, s):
     new = fam.new_task(seed=rng)
     points, rounds = protocol_end_points(fam, s.starts, rng)
-    return aggregate([tt.check_t2_paper_protocol(fam, A, U, new) for A, U in points],
-                     f"{rounds} rounds")
+    runs = [tt.check_t2_paper_protocol(fam, A, U, new) for A, U in points]
+    rapidities = [np.round(np.arcsinh(np.linalg.svd(hyperbolic_parameter(fam, A)[0],
+                                                    compute_uv=False)), 4).tolist()
+                  for A, _ in points]
+    shifts = [f"{np.linalg.norm(A - fam.A_star) / problem_scale(fam):.3g}" for A, _ in points]
+    return replace(aggregate(runs), detail=f"d={fam.d}, k={fam.k}, {rounds} rounds: rapidities "
+                   f"per run {rapidities}, |A^-A*|_F/scale per run {shifts}; worst run: "
+                   f"{min(runs, key=lambda r: (r.holds, r.margin)).detail}")
 
 
 def _protocol_family(rng, s, i):
@@ -217,6 +226,7 @@ RECORDS = (
         "fit_lora_ml(method='paper') rounds (batched), Newton-polished; hyperbolic_parameter",
         "0 (misfit to the family)", "|A^ - A(S)|_F/scale at the converged point",
         on_family=_paper_protocol, generate=_protocol_family,
+        run=every_family(_protocol_family, _paper_protocol),
         applies=requires(_T2, (lambda f: f.isotropic, "needs identity covariance (the paper's "
                                "step sizes are for Sigma = I)"), _THREE_K),
         covariance="identity: the paper's step sizes are for Sigma = I"),
