@@ -42,6 +42,8 @@ GLOSSARY = {
     "A_SR^": "standard-retraining base fitted on N samples per task",
     "A_relax": "base of the convex trace relaxation",
     "A_LoRA-ML": "base fitted by fit_lora_ml",
+    "A_exact": "base fitted by the exact solver on a sample",
+    "A_paper": "base fitted by the paper's protocol on the same sample",
     "A0": "starting base of a run",
     "U": "the adapter factors (U_t)_t of all tasks",
     "U_t": "adapter factor of task t, shape (d, r)",

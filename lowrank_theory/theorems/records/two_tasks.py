@@ -172,7 +172,7 @@ def _protocol_family(rng, s, i):
 def _c_paper_protocol(seed):
     # Near miss: the converged base moved off the family by 1e-3 (a random direction).
     rng, fam = control_family(seed, d=4, k=1, T=2)
-    (A, U), _ = protocol_end_points(fam, 1, rng)
+    [(A, U)], _ = protocol_end_points(fam, 1, rng)
     E = rng.standard_normal(A.shape)
     return tt.check_t2_paper_protocol(fam, A + 1e-3 * E / np.linalg.norm(E), U,
                                       fam.new_task(seed=rng))
