@@ -157,7 +157,7 @@ def check_ft_rate(
     issue = means * (np.asarray(ns) - d - 1) / (sigma**2 * k * (2 * d - k))
     worst = float(ratios[np.argmax(np.abs(ratios - 1.0))])
     lo, hi = RATE_BAND
-    slope = float(np.polyfit(np.log(ns), np.log(means), 1)[0]) if len(ns) > 1 else float("nan")
+    slope = f"{np.polyfit(np.log(ns), np.log(means), 1)[0]:.3f}" if len(ns) > 1 else "n/a (one n)"
     parts = ", ".join(f"n={n}: {r:.3f} ({q:.3f})" for n, r, q in zip(ns, ratios, issue))
     return make_result(
         "ft-rate", "from A*, rank-k fine-tuning on n samples: excess = sigma^2 k [d/(n-d-1) + "
@@ -165,7 +165,7 @@ def check_ft_rate(
         holds=bool(np.all((ratios >= lo) & (ratios <= hi))),
         detail=f"d={d}, k={k}, {_covariance_label(family)}, {n_draws} draws per n, base shift "
         f"{base_shift:g}: mean excess / expectation (and excess*(n-d-1)/(sigma^2 k(2d-k))) "
-        f"{parts}; band [{lo}, {hi}]; log-log slope {slope:.3f}",
+        f"{parts}; band [{lo}, {hi}]; log-log slope {slope}",
     )
 
 

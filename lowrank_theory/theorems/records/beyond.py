@@ -17,7 +17,7 @@ from ..instances import (
     draw_samples,
     stream,
 )
-from ..record import Check, requires
+from ..record import Check, every_family, requires
 from ..result import aggregate
 
 __all__ = ["RECORDS"]
@@ -121,6 +121,7 @@ RECORDS = (
         "T = 2 (asymmetric zero-loss bases away from A*)",
         "fit_lora_ml(adapter='asymmetric'): exact and L-BFGS", "0 (base error at zero loss)",
         "largest |A^-A*|_F/|A*|_F over zero-loss end points", on_family=_asymmetric,
-        generate=_asymmetric_family, applies=requires(_T3, _INDEPENDENT),
+        generate=_asymmetric_family, run=every_family(_asymmetric_family, _asymmetric),
+        applies=requires(_T3, _INDEPENDENT),
         covariance="any"),
 )

@@ -51,7 +51,7 @@ def _spurious(rng, s):
 
 def _c_spurious(seed):
     # Near miss: a stationary point with positive loss whose Hessian is positive semi-definite
-    # but for one small negative eigenvalue (about -1e-4 of |H|): (A_SR, 0) of three offsets
+    # but for one small negative eigenvalue (about -3e-4 of |H|): (A_SR, 0) of three offsets
     # u_t = u + 1e-4 w_t that nearly coincide.
     rng = stream(seed, 1000)
     u = rng.standard_normal((3, 1))
@@ -109,7 +109,7 @@ RECORDS = (
         InstanceSettings(RANDOM, (3, 3), (1, 1), (3, 3), 40, (None, None, None, 100.0), starts=4,
                          notes="plus the catalogued instance (seed 17)"),
         lc.check_spurious_minima, _c_spurious,
-        "a stationary point with F > 0 and one small negative curvature (-1e-4 |H|)",
+        "a stationary point with F > 0 and one small negative curvature (about -3e-4 |H|)",
         _LBFGS_STARTS + ", certified", "> 0 (lambda_min(H)/|H| modulo symmetry)",
         "lambda_min(H)/|H| modulo symmetry", run=_spurious,
         own_instances="an existence claim: certified on the catalogued instance and on those a "
