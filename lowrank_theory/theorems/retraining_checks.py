@@ -277,8 +277,8 @@ def _floor_check(
     return make_result(
         name, claim, "Thm 1 corollary", predicted, measured, error, FLOOR_RTOL,
         holds=positive and error <= FLOOR_RTOL,
-        detail=f"{_covariance_label(family)}: floor={predicted:.4g} (from the offsets' Gram "
-        f"matrices, k={k}), rank-{rank} population fine-tuning loss from A_SR / floor="
+        detail=f"{_covariance_label(family)}: floor={predicted:.4g} (from the offsets alone, "
+        f"k={k}), rank-{rank} population fine-tuning loss from A_SR / floor="
         f"{measured / max(predicted, np.finfo(float).tiny):.10f}",
     )
 
@@ -292,8 +292,8 @@ def check_sr_floor(
     With ``M = W*_new - A_SR`` (identity covariance) the population excess loss of a rank-k
     adapter is ``||M - U V^T||_F^2 >= floor = sum_{i>k} s_i(M)^2`` (Eckart-Young). The
     prediction comes from the theorem's formula ``A_SR - A* = (1/T) sum_t U*_t U*_t^T``
-    alone (:func:`predicted_sr_floor`: m x m Gram matrices of the offsets, no SR solve and no
-    d x d SVD); the measurement is population fine-tuning (``fine_tune``) from the library's
+    alone (:func:`predicted_sr_floor`: a QR factorisation of the offsets, no SR solve and no
+    SVD of the d x d residual); the measurement is population fine-tuning (``fine_tune``) from the library's
     ``standard_retraining``. Checked: the floor is positive and the two agree to
     ``FLOOR_RTOL`` (docs/theory.md 4.3).
 

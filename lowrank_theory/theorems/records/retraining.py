@@ -129,7 +129,7 @@ RECORDS = (
         "sr-floor", "theorem", "rank-k fine-tuning from A_SR keeps a positive floor",
         "Thm 1 corollary", "4.3", 3, _SR_NEW, rc.check_sr_floor, _c_sr_floor,
         "the SR base off by 1e-3 (N(0, 1) noise)", _FT_EXACT,
-        "the floor from the offsets' Gram matrices (no SR solve, no d x d SVD)",
+        "the floor from the offsets alone (QR of [U*_new, U*_1 .. U*_T]; no SR solve)",
         "population rank-k fine-tuning loss from standard_retraining's base",
         on_family=_sr_floor,
         applies=requires((lambda f: f.isotropic, "needs identity covariance (the general "
@@ -168,7 +168,7 @@ RECORDS = (
         InstanceSettings(RANDOM, (6, 12), (1, 2), (2, 4), 4, (10.0, 100.0), notes=_NEW_TASK),
         rc.check_sr_floor_general_covariance, _c_sr_floor_sigma,
         "the SR base off by 1e-3 (N(0, 1) noise), Sigma of condition 100", _FT_EXACT,
-        "the floor from the offsets' and Sigma's Gram matrices",
+        "the floor from the offsets and Sigma's Cholesky factor alone (no SR solve)",
         "population rank-k fine-tuning loss from standard_retraining's base",
         on_family=_sr_floor_sigma, applies=requires(_shared, _wider_than_k),
         covariance=_SHARED_NOTE),
