@@ -22,6 +22,8 @@ Examples
 (True, 3.0)
 >>> aggregate([res, make_result("demo", "a claim", "Thm 0", 0.0, 1.0, 1.0, 1e-9)]).holds
 False
+>>> margin(float("inf"), 1e-9)  # an infinite error (nothing measured) has no headroom
+-16.0
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def margin(error: float, tolerance: float) -> float:
     """``log10(tolerance / error)``, capped at ``+-MARGIN_CAP``; negative when ``error > tolerance``."""
     if error <= 0.0:
         return MARGIN_CAP
-    if tolerance <= 0.0:
+    if tolerance <= 0.0 or not np.isfinite(error):
         return -MARGIN_CAP
     return float(np.clip(np.log10(tolerance / error), -MARGIN_CAP, MARGIN_CAP))
 
