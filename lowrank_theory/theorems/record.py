@@ -122,7 +122,9 @@ def every_family(
     def run(rng: np.random.Generator, settings: InstanceSettings) -> CheckResult:
         out = [on_family(generate(rng, settings, i), rng, settings)
                for i in range(settings.families)]
-        return replace(aggregate(out), detail=" | ".join(r.detail for r in out))
+        first = out[0]
+        res = aggregate_instances(first.name, first.kind, out)
+        return replace(res, detail=" | ".join(r.detail for r in out))
 
     return run
 
