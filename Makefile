@@ -44,7 +44,7 @@ test: $(TORCH_STAMP)
 ## make test-thorough: the property-test files (those with @given tests) with the thorough
 ## profile, 20x the examples of make test's
 PROPERTY_TESTS := $(shell grep -l "^@given" tests/*.py tests/*/*.py)
-test-thorough: $(BASE_STAMP)
+test-thorough: $(TORCH_STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS) --hypothesis-profile=thorough $(PROPERTY_TESTS)
 
 ## make figures-readme: quick run, then copy the README's PNGs into figures/generated/
