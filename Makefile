@@ -10,7 +10,7 @@ JOBS ?= 2
 BASE_STAMP  := $(VENV)/.installed-base
 TORCH_STAMP := $(VENV)/.installed-torch
 
-.PHONY: install install-torch reproduce reproduce-full figures-readme docs neural bench-neural test bench check lint clean
+.PHONY: install install-torch reproduce reproduce-full figures-readme docs neural bench-neural test test-thorough bench check check-seeds lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ reproduce-full: $(TORCH_STAMP)
 test: $(TORCH_STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS) --hypothesis-profile=ci
 
+## make test-thorough: the property-test files (those with @given tests) with the thorough
+## profile, 20x the examples of make test's
+PROPERTY_TESTS := $(shell grep -l "^@given" tests/*.py tests/*/*.py)
+test-thorough: $(TORCH_STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) --hypothesis-profile=thorough $(PROPERTY_TESTS)
+
 ## make figures-readme: quick run, then copy the README's PNGs into figures/generated/
 figures-readme: $(TORCH_STAMP)
 	$(BIN)/lowrank-theory reproduce --quick --jobs $(JOBS) --publish
@@ -61,6 +67,10 @@ bench-neural: $(TORCH_STAMP)
 
 check: $(BASE_STAMP)
 	$(BIN)/lowrank-theory check
+
+## make check-seeds: every check on seeds 0-99, JOBS seeds at a time; exit 1 names a failing seed
+check-seeds: $(BASE_STAMP)
+	$(BIN)/lowrank-theory check --seeds 100 --jobs $(JOBS)
 
 bench: $(BASE_STAMP)
 	$(BIN)/python benchmarks/bench_linear.py

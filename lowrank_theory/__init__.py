@@ -3,11 +3,12 @@
 The linear model of "Provable Meta-Learning with Low-Rank Adaptations" (Block et al., 2025):
 task families and samples (:mod:`~lowrank_theory.tasks`), losses through sufficient statistics
 (:mod:`~lowrank_theory.losses`), standard retraining (:mod:`~lowrank_theory.retraining`), LoRA-ML
-(:mod:`~lowrank_theory.lora_ml`), fine-tuning (:mod:`~lowrank_theory.adaptation`) and metrics
-(:mod:`~lowrank_theory.metrics`). The adaptation schemes (:class:`AdaptationScheme` and its
-implementations, :mod:`~lowrank_theory.schemes`) and the theorem checks
-(:mod:`~lowrank_theory.theorems`) load on first use; the torch backend lives in
-:mod:`lowrank_theory.neural` and is imported only on request.
+(:mod:`~lowrank_theory.lora_ml`), fine-tuning (:mod:`~lowrank_theory.adaptation`), metrics
+(:mod:`~lowrank_theory.metrics`) and the adaptation schemes (:class:`AdaptationScheme` and its
+implementations, :mod:`~lowrank_theory.schemes`). The theorem checks
+(:mod:`~lowrank_theory.theorems`, which sit above all of these) load on first use of
+``lowrank_theory.theorems``; the torch backend lives in :mod:`lowrank_theory.neural` and is
+imported only on request.
 
 Examples
 --------
@@ -28,6 +29,17 @@ from lowrank_theory.adaptation import FineTuneResult, fine_tune
 from lowrank_theory.adapters import Adapter, AsymmetricAdapter, SymmetricAdapter
 from lowrank_theory.lora_ml import LoRAMLResult, fit_lora_ml, lora_ml_gradient, lora_ml_objective
 from lowrank_theory.retraining import standard_retraining
+from lowrank_theory.schemes import (
+    AdaptationScheme,
+    AdaptiveRankLoRA,
+    FixedRankLoRA,
+    FullFineTune,
+    MixtureOfAdapters,
+    PostPerturbation,
+    SchemeResult,
+    SubspaceInit,
+    WeightInterpolation,
+)
 from lowrank_theory.tasks import TaskData, TaskFamily
 
 
@@ -42,20 +54,10 @@ def _package_version() -> str:
 
 __version__ = _package_version()
 
-#: Names resolved on first access (PEP 562): the schemes import the theorem checks, which
-#: take about a second to import and are not needed to fit or fine-tune.
-_LAZY_FROM_SCHEMES = (
-    "AdaptationScheme",
-    "SchemeResult",
-    "FixedRankLoRA",
-    "FullFineTune",
-    "AdaptiveRankLoRA",
-    "MixtureOfAdapters",
-    "SubspaceInit",
-    "WeightInterpolation",
-    "PostPerturbation",
-)
-_LAZY_MODULES = ("schemes", "theorems")
+#: The one name resolved on first access (PEP 562): the theorem checks import every layer of
+#: the mathematics (the landscape, the solvers, the schemes) and are not needed to fit or
+#: fine-tune, so ``import lowrank_theory`` does not pay for them.
+_LAZY_MODULES = ("theorems",)
 
 __all__ = [
     "TaskFamily",
@@ -70,7 +72,15 @@ __all__ = [
     "LoRAMLResult",
     "fine_tune",
     "FineTuneResult",
-    *_LAZY_FROM_SCHEMES,
+    "AdaptationScheme",
+    "SchemeResult",
+    "FixedRankLoRA",
+    "FullFineTune",
+    "AdaptiveRankLoRA",
+    "MixtureOfAdapters",
+    "SubspaceInit",
+    "WeightInterpolation",
+    "PostPerturbation",
     "metrics",
     "schemes",
     "theorems",
@@ -81,8 +91,6 @@ __all__ = [
 def __getattr__(name: str) -> _Any:
     if name in _LAZY_MODULES:
         return _importlib.import_module(f"{__name__}.{name}")
-    if name in _LAZY_FROM_SCHEMES:
-        return getattr(_importlib.import_module(f"{__name__}.schemes"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

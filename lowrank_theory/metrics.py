@@ -103,27 +103,42 @@ def numerical_rank(M: ArrayLike, rtol: float | None = None) -> int:
     return int(np.sum(s > rtol * s[0]))
 
 
-def eckart_young_tail(M: ArrayLike, rank: int) -> float:
-    """The squared singular values of ``M`` beyond the ``rank`` largest.
+def eckart_young_tail(M: ArrayLike, rank: int, Sigma: ArrayLike | None = None) -> float:
+    """The squared singular values of ``M`` (in the ``Sigma`` metric) beyond the ``rank`` largest.
 
     Parameters
     ----------
     M : array_like of shape (m, n)
     rank : int
         ``rank >= 0``.
+    Sigma : array_like of shape (n, n), optional
+        A symmetric positive definite input covariance; None is the identity.
 
     Returns
     -------
     float
-        ``sum_{i > rank} s_i(M)^2 = min_{rank(D) <= rank} ||M - D||_F^2`` (Eckart-Young): the
-        floor of any rank-``rank`` update, the SR floor of Theorem 1 among others.
+        ``min_{rank(D) <= rank} ||(M - D) Sigma^{1/2}||_F^2 = sum_{i > rank} s_i(M Sigma^{1/2})^2``
+        (Eckart-Young, since ``rank(D Sigma^{1/2}) = rank(D)``): the floor of any
+        rank-``rank`` update, the SR floor of Theorem 1 among others.
+
+    Notes
+    -----
+    With ``Sigma`` the singular values are those of ``M L`` for the Cholesky factor
+    ``Sigma = L L^T`` (``L = Sigma^{1/2} Q`` for an orthogonal ``Q``, so they agree), which
+    keeps small tails accurate where the eigenvalues of ``M Sigma M^T`` would lose them to
+    round-off.
 
     Examples
     --------
     >>> import numpy as np
     >>> float(eckart_young_tail(np.diag([3.0, 2.0, 1.0]), 1))
     5.0
+    >>> round(eckart_young_tail(np.diag([3.0, 2.0, 1.0]), 1, np.diag([1.0, 1.0, 4.0])), 12)
+    8.0
     """
     M = check_array(M, "M", (None, None))
     rank = check_int(rank, "rank", minimum=0)
+    if Sigma is not None:
+        Sigma = check_array(Sigma, "Sigma", (M.shape[1], M.shape[1]))
+        M = M @ scipy.linalg.cholesky(Sigma, lower=True)
     return float(np.sum(scipy.linalg.svdvals(M)[rank:] ** 2))

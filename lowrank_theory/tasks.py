@@ -12,6 +12,7 @@ random constructions live in :mod:`lowrank_theory.families`; the classmethods he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -341,6 +342,74 @@ class TaskFamily:
         rank = self.k if k is None else check_int(k, "k", maximum=self.d)
         U_new = families.draw_offset(self.d, rank, seed, U, family_k=self.k if k is None else None)
         return TaskFamily(self.A_star, U_new, self.sigma, Sigma)
+
+    # ------------------------------------------------------------------ files
+    #: The arrays a family file holds (``Sigma`` only when the covariance is not the identity).
+    FILE_KEYS = ("A_star", "U_star", "sigma")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the family to ``path`` as an uncompressed ``.npz`` (no pickled objects).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (written as named; ``.npz`` is the convention).
+
+        Returns
+        -------
+        Path
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> fam = TaskFamily.random(d=3, k=1, T=2, seed=0, Sigma=np.diag([1.0, 2.0, 3.0]))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     back = TaskFamily.load(fam.save(pathlib.Path(tmp) / "fam.npz"))
+        >>> bool(np.array_equal(back.U_star, fam.U_star)), back.Sigma.shape
+        (True, (3, 3))
+        """
+        path = Path(path)
+        arrays = {"A_star": self.A_star, "U_star": self.U_star, "sigma": np.float64(self.sigma)}
+        if self.Sigma is not None:
+            arrays["Sigma"] = self.Sigma
+        with path.open("wb") as fh:  # a file object: numpy would append ".npz" to a name
+            np.savez(fh, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TaskFamily:
+        """Read a family written by :meth:`save`, validated by the constructor.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            The file is not an ``.npz`` archive, lacks one of :attr:`FILE_KEYS`, holds other
+            arrays, or holds arrays the constructor refuses (shapes, finiteness, a covariance
+            that is not SPD); the message names the file.
+        """
+        import zipfile  # only to recognise a file that is not an archive
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (write one with TaskFamily.save).")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not a family file (an .npz written by TaskFamily.save): "
+                             f"{exc}") from None
+        missing = [key for key in cls.FILE_KEYS if key not in arrays]
+        extra = sorted(set(arrays) - {*cls.FILE_KEYS, "Sigma"})
+        if missing or extra:
+            raise ValueError(f"{path} is not a family file: missing {missing}, unexpected "
+                             f"{extra} (expected {list(cls.FILE_KEYS)} and optionally Sigma).")
+        try:
+            sigma = float(arrays["sigma"])
+            return cls(arrays["A_star"], arrays["U_star"], sigma, arrays.get("Sigma"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path} holds an invalid family: {exc}") from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -61,6 +61,8 @@ def task_families(
     independent: bool = False,
     covariance: bool = False,
     sigma: float = 0.1,
+    distinct: bool = False,
+    max_condition: float = MAX_CONDITION,
 ):
     """A TaskFamily with controlled offset spectra.
 
@@ -69,7 +71,11 @@ def task_families(
     d x kT matrix mixed by a well-conditioned upper-triangular matrix, so the kT columns of
     ``[U*_1 ... U*_T]`` are linearly independent but not orthogonal (Theorem 3's condition;
     needs ``d >= kT``, ensured by drawing ``d`` last). ``covariance=True`` adds a drawn input
-    covariance. The base ``A* = O diag(mu) O^T`` has a drawn spectrum in [-2, 2].
+    covariance (condition number up to ``max_condition``). ``distinct=True`` draws task t's
+    offset eigenvalues from ``[0.3 + t, 1 + t]``, disjoint ranges, so no two offsets are equal
+    (their traces differ by at least 0.3 k): claims that need unequal offsets get them by
+    construction, not by chance (with k = d and equal spectra two offsets ``Q diag(lam) Q^T``
+    can coincide). The base ``A* = O diag(mu) O^T`` has a drawn spectrum in [-2, 2].
     """
     T_, k_ = draw(T), draw(k)
     if independent:
@@ -77,7 +83,7 @@ def task_families(
     else:
         d_ = max(draw(d), k_)
     rng = np.random.default_rng(draw(seeds))
-    lam = [draw(spectra(k_)) for _ in range(T_)]
+    lam = [draw(spectra(k_, 0.3 + t, 1.0 + t) if distinct else spectra(k_)) for t in range(T_)]
     if independent:
         Q = orthonormal(rng, d_, k_ * T_)
         # Upper-triangular mixing with unit-ish diagonal keeps the columns independent and the
@@ -91,7 +97,7 @@ def task_families(
     mu = draw(spectra(d_, -2.0, 2.0))
     O = orthonormal(rng, d_, d_)
     A = (O * mu) @ O.T
-    Sigma = draw(covariances(d_)) if covariance else None
+    Sigma = draw(covariances(d_, max_condition)) if covariance else None
     return lt.TaskFamily(A, U, sigma, Sigma)
 
 

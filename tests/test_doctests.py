@@ -32,11 +32,12 @@ WITHOUT_EXAMPLES: dict[str, str] = {
     "lowrank_theory.neural.stacked": "batched training; tested in tests/neural",
     "lowrank_theory.schemes": "package docstring only",
     "lowrank_theory.theorems": "package docstring only",
-    "lowrank_theory.theorems.instances": "instance generators of the registry; run by the checks",
-    "lowrank_theory.theorems.registry": "the registry; run_checks has its example in the package",
-    "lowrank_theory.theorems.report": "formatting of results; tested in test_theorems_registry",
-    "lowrank_theory.theorems.result": "the result record; tested in test_theorems",
-    "lowrank_theory.theorems.retraining_checks": "checks; run with examples by the registry",
+    "lowrank_theory.theorems.result": "the shared scales; tested in test_theorems",
+    "lowrank_theory.theorems.records": "package docstring only",
+    **{f"lowrank_theory.theorems.records.{m}": "records of the registry: each runs as a check, "
+       "walked with its control by test_theorems_registry"
+       for m in ("beyond", "finite_sample", "landscape", "minima", "retraining", "schemes",
+                 "two_tasks")},
     "lowrank_theory.simulations": "package docstring only",
     "lowrank_theory.simulations.experiments": "the registry of experiments; run in test_simulations",
     "lowrank_theory.simulations.neural": "package docstring only",

@@ -188,8 +188,15 @@ def test_polish_returns_to_the_global_minimum(fam, seed):
 
 @given(task_families(T=st.just(2), d=st.integers(2, 4)), seeds)
 def test_found_stationary_points_are_stationary(fam, seed):
-    """Every point returned by find_stationary_points has a gradient below tolerance."""
+    """Every point returned by find_stationary_points has a gradient below tolerance.
+
+    The search may return nothing: a start that has not come near a stationary point after
+    ``max_iter`` L-BFGS iterations is dropped (the thorough profile found a d = 4, k = 2
+    instance where 6 starts of 300 iterations all were). So that the test never passes empty,
+    a search that returned nothing is repeated with 2000 iterations per start."""
     points = stat.find_stationary_points(fam, fam.k, n_starts=6, seed=seed)
+    if not points:
+        points = stat.find_stationary_points(fam, fam.k, n_starts=6, seed=seed, max_iter=2000)
     assert points, "no point returned: nothing was checked"
     for A, U in points:
         assert stat.certify_stationary_point(fam, A, U).stationary

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import lowrank_theory as lt
+from lowrank_theory.tasks import TaskFamily
 
 
 def test_random_family_shapes_and_paper_construction(global_random_seed):
@@ -259,3 +260,54 @@ def test_overflowing_and_underflowing_scales_name_the_argument_and_the_fix():
         lt.TaskFamily.random(d=4, k=1, T=3, seed=0, Sigma=1e-300 * np.eye(4))
     for scale in (1e100, 1e-100):
         lt.TaskData(data.X * scale, data.Y * scale)
+
+
+# --------------------------------------------------------------------------- files
+@pytest.mark.parametrize("Sigma", [None, "shared", "per task"])
+def test_save_load_round_trip(tmp_path, Sigma):
+    """A saved family loads back equal, array for array (identity, shared and per-task
+    covariances), and samples the same data from the same seed."""
+    rng = np.random.default_rng(0)
+    cov = {None: None, "shared": np.diag([1.0, 10.0, 100.0]),
+           "per task": np.stack([np.diag([1.0, 2.0, 3.0]), np.diag([4.0, 5.0, 6.0])])}[Sigma]
+    fam = TaskFamily.random(d=3, k=2, T=2, sigma=0.3, seed=rng, Sigma=cov)
+    back = TaskFamily.load(fam.save(tmp_path / "fam.npz"))
+    for name in ("A_star", "U_star", "Sigma"):
+        a, b = getattr(fam, name), getattr(back, name)
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert back.sigma == fam.sigma
+    assert np.array_equal(back.sample(5, seed=1).Y, fam.sample(5, seed=1).Y)
+
+
+def test_save_writes_the_name_given(tmp_path):
+    """save writes exactly the path given (numpy would append .npz to a bare name)."""
+    path = TaskFamily.random(d=2, k=1, T=1, seed=0).save(tmp_path / "family")
+    assert path == tmp_path / "family" and path.is_file()
+    assert TaskFamily.load(path).d == 2
+
+
+def test_load_refuses_bad_files_naming_them(tmp_path):
+    """Missing, not an archive, missing or extra arrays, pickled objects, and arrays the
+    constructor refuses (a non-SPD covariance, a wrong shape): each error names the file."""
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        TaskFamily.load(tmp_path / "none.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not an archive")
+    with pytest.raises(ValueError, match=r"junk\.npz is not a family file"):
+        TaskFamily.load(junk)
+    cases = {
+        "missing": ({"A_star": np.eye(2)}, r"missing \['U_star', 'sigma'\]"),
+        "extra": ({"A_star": np.eye(2), "U_star": np.ones((1, 2, 1)), "sigma": 0.1,
+                   "W": np.eye(2)}, r"unexpected \['W'\]"),
+        "indefinite": ({"A_star": np.eye(2), "U_star": np.ones((1, 2, 1)), "sigma": 0.1,
+                        "Sigma": np.diag([1.0, -1.0])}, "positive definite"),
+        "shape": ({"A_star": np.eye(2), "U_star": np.ones((1, 3, 1)), "sigma": 0.1}, "U_star"),
+        "pickled": ({"A_star": np.array([None, 1], dtype=object), "U_star": np.ones((1, 2, 1)),
+                     "sigma": 0.1}, "not a family file"),
+    }
+    for name, (arrays, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        with pytest.raises(ValueError, match=message) as exc:
+            TaskFamily.load(path)
+        assert str(path) in str(exc.value), name

@@ -1,6 +1,6 @@
 """Theory hooks across schemes: the SR floor, rank k from LoRA-ML, and SR's catch-up budget.
 
-Each ``check_*`` function returns a :class:`lowrank_theory.theorems.CheckResult`: the claim,
+Each ``check_*`` function returns a :class:`lowrank_theory.check_result.CheckResult`: the claim,
 the predicted and measured values, and whether the claim holds on the instance given.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory.adaptation import excess_loss
+from lowrank_theory.check_result import CheckResult, make_result
 from lowrank_theory.covariance import whiten
 from lowrank_theory.lora_ml import fit_lora_ml
 from lowrank_theory.metrics import eckart_young_tail
@@ -21,8 +22,6 @@ from lowrank_theory.schemes.interface import AdaptationScheme, lora_params
 from lowrank_theory.schemes.lora import AdaptiveRankLoRA, FixedRankLoRA, MixtureOfAdapters
 from lowrank_theory.schemes.preserving import SubspaceInit, WeightInterpolation
 from lowrank_theory.tasks import TaskFamily
-from lowrank_theory.theorems import CheckResult
-from lowrank_theory.theorems.result import make_result
 
 __all__ = [
     "rank_floor",

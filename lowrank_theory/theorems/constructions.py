@@ -20,12 +20,14 @@ from lowrank_theory.metrics import numerical_rank
 from lowrank_theory.retraining import standard_retraining
 from lowrank_theory.tasks import TaskFamily
 
-from .result import objective_tolerance
+from .result import objective_tolerance, problem_scale
 
 __all__ = [
     "SPURIOUS_CATALOGUE",
     "catalogued_spurious_family",
     "hyperbolic_minimum",
+    "hyperbolic_member",
+    "hyperbolic_parameter",
     "independence_counterexample",
     "collinear_minimum",
     "t1_minima",
@@ -110,6 +112,94 @@ def hyperbolic_minimum(
     V2 = U1 * np.sinh(s) + U2 * np.cosh(s)
     A_hat = family.A_star + U1 @ U1.T - V1 @ V1.T
     return A_hat, np.stack([V1, V2])
+
+
+def _psd_sqrt(M: NDArray[np.float64]) -> NDArray[np.float64]:
+    lam, vec = scipy.linalg.eigh((M + M.T) / 2.0)
+    return (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+
+
+def hyperbolic_member(family: TaskFamily, S: ArrayLike) -> NDArray[np.float64]:
+    """The base of the T = 2 zero-loss family with boost parameter ``S`` (k x k).
+
+    Every zero-loss point of a T = 2 family with ``[U*_1 U*_2]`` of full column rank has
+    ``[V_1 V_2] = [U*_1 U*_2] H`` with ``H`` in the indefinite orthogonal group ``O(k, k)``
+    (``H diag(I, -I) H^T = diag(I, -I)``); modulo the rotations of each ``V_t`` ``H`` is the
+    boost ``[[P, S], [S^T, Q]]`` with ``P = (I + S S^T)^{1/2}``, ``Q = (I + S^T S)^{1/2}``, so
+    the family is ``A(S) = A* + U*_1 U*_1^T - V_1 V_1^T``, ``V_1 = U*_1 P + U*_2 S^T``: k^2
+    parameters, and ``S = diag(sinh s)`` gives :func:`hyperbolic_minimum` (docs/theory.md 7.1).
+
+    Parameters
+    ----------
+    family : TaskFamily with T = 2
+    S : array_like of shape (k, k)
+
+    Returns
+    -------
+    ndarray of shape (d, d)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=5, k=1, T=2, seed=0)
+    >>> A, _ = hyperbolic_minimum(fam, 0.3)
+    >>> bool(np.allclose(hyperbolic_member(fam, [[np.sinh(0.3)]]), A))
+    True
+    """
+    family = _check_family(family)
+    if family.T != 2:
+        raise ValueError(f"the hyperbolic family needs T = 2 tasks, got T={family.T}.")
+    S = check_array(S, "S", (family.k, family.k))
+    U1, U2 = family.U_star
+    V1 = U1 @ _psd_sqrt(np.eye(family.k) + S @ S.T) + U2 @ S.T
+    return family.A_star + U1 @ U1.T - V1 @ V1.T
+
+
+def hyperbolic_parameter(
+    family: TaskFamily, A: ArrayLike
+) -> tuple[NDArray[np.float64], float]:
+    """Which member of the T = 2 zero-loss family a base is: its boost ``S`` and the misfit.
+
+    In the coordinates of ``C = [U*_1 U*_2]`` a member has
+    ``C^+ (A(S) - A*) C^+T = [[-S S^T, -P S], [-S^T P, -S^T S]]`` (:func:`hyperbolic_member`),
+    so ``S = -(I - X_11)^{-1/2} X_12`` with ``X = C^+ (A - A*) C^+T``. The misfit
+    ``|A - A(S)|_F / scale`` is zero for a member and positive otherwise.
+
+    Parameters
+    ----------
+    family : TaskFamily with T = 2, ``2k <= d``
+    A : array_like of shape (d, d)
+
+    Returns
+    -------
+    S : ndarray of shape (k, k)
+        Its singular values are ``sinh`` of the rapidities.
+    misfit : float
+        ``|A - A(S)|_F / scale`` (:func:`~lowrank_theory.theorems.result.problem_scale`).
+
+    Examples
+    --------
+    >>> from lowrank_theory import TaskFamily
+    >>> fam = TaskFamily.random(d=5, k=1, T=2, seed=0)
+    >>> S, misfit = hyperbolic_parameter(fam, hyperbolic_minimum(fam, -0.4)[0])
+    >>> round(float(np.arcsinh(S[0, 0])), 12), misfit < 1e-14
+    (-0.4, True)
+    """
+    family = _check_family(family)
+    if family.T != 2 or 2 * family.k > family.d:
+        raise ValueError(f"the family's parametrisation needs T = 2 and 2k <= d, got "
+                         f"T={family.T}, k={family.k}, d={family.d}.")
+    A = check_array(A, "A", (family.d, family.d))
+    k = family.k
+    C = np.concatenate(list(family.U_star), axis=1)
+    Cp = np.linalg.pinv(C)
+    X = Cp @ (A - family.A_star) @ Cp.T
+    X = (X + X.T) / 2.0
+    P = _psd_sqrt(np.eye(k) - X[:k, :k])
+    S = -scipy.linalg.solve(P, X[:k, k:], assume_a="pos")
+    member = hyperbolic_member(family, S)
+    return S, float(np.linalg.norm(A - member)) / problem_scale(family)
 
 
 def independence_counterexample(

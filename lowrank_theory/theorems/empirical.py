@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg
-import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
 from lowrank_theory import stationary
@@ -56,10 +55,15 @@ __all__ = [
     "ProtocolRun",
     "PROTOCOL_OUTCOMES",
     "paper_protocol_runs",
-    "check_paper_protocol",
+    "check_recovery_paper_protocol",
     "sample_scaling_errors",
     "scaling_slope",
     "check_sample_scaling",
+    "check_sample_scaling_lora_ml",
+    "check_sample_scaling_sr",
+    "SCALING_HEURISTIC",
+    "SCALING_BASE",
+    "SCALING_SWEEPS",
     "check_relaxation",
 ]
 
@@ -78,6 +82,12 @@ REACHED_RTOL = 1e-6
 #: slope's standard error is ~0.05 for LoRA-ML (SR's error varies more from family to family
 #: and gets more families).
 SCALING_SLOPE_TOL = 0.15
+#: Heuristic slopes of the estimation error (docs/theory.md, section 11): noise of size
+#: sigma on d^2 entries of A estimated from N T samples gives sigma d / sqrt(N T).
+SCALING_HEURISTIC = {"N": -0.5, "d": 1.0, "T": -0.5}
+#: Base point (d, T, N) and the sweep values of the finite-sample checks.
+SCALING_BASE = (4, 3, 1000)
+SCALING_SWEEPS = {"ns": (250, 1000, 4000, 16_000), "ds": (4, 8, 16), "Ts": (3, 6, 12)}
 #: Relaxation: the trace penalty relative to the scale of the offsets used for the recovery
 #: comparison; its bias on A is O(lam).
 RELAXATION_LAM = 1e-3
@@ -361,7 +371,7 @@ def paper_protocol_runs(
     return runs
 
 
-def check_paper_protocol(
+def check_recovery_paper_protocol(
     runs: Sequence[ProtocolRun], rounds: int = PAPER_ROUNDS, convention: str = "paper"
 ) -> CheckResult:
     """Informational: the paper protocol's runs all end at ``A*`` or at a certified spurious minimum.
@@ -439,6 +449,8 @@ def sample_scaling_errors(
 
 def scaling_slope(x: ArrayLike, errors: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     """Least-squares slope of ``log(errors)`` on ``log(x)`` and the half-width of its t-interval."""
+    import scipy.stats  # ~0.3 s to import, needed only here
+
     lx, le = np.log(np.asarray(x, float)), np.log(np.asarray(errors, float))
     fit = scipy.stats.linregress(lx, le)
     half = float(scipy.stats.t.ppf(0.5 + level / 2, lx.size - 2) * fit.stderr)
@@ -473,6 +485,23 @@ def check_sample_scaling(
         kind="info", detail=f"|{estimator_label}|_F: " + "; ".join(parts),
     )
     return replace(res, instances=sum(len(np.atleast_1d(x)) for x, _ in sweeps.values()))
+
+
+def check_sample_scaling_lora_ml(
+    sweeps: Mapping[str, tuple[ArrayLike, ArrayLike]]
+) -> CheckResult:
+    """Informational: LoRA-ML's ``|A^ - A*|_F`` (exact solver on N samples) falls as N^(-1/2).
+
+    ``sweeps`` as returned by :func:`sample_scaling_errors` for the estimator
+    ``fit_lora_ml(data, 1).A`` and the target ``A*`` (:func:`check_sample_scaling` with the
+    heuristic slopes of :data:`SCALING_HEURISTIC`; docs/theory.md, section 11).
+    """
+    return check_sample_scaling("sample-scaling-lora-ml", "A^ - A*", sweeps, SCALING_HEURISTIC)
+
+
+def check_sample_scaling_sr(sweeps: Mapping[str, tuple[ArrayLike, ArrayLike]]) -> CheckResult:
+    """Informational: SR's ``|A_SR^ - A_SR|_F`` falls as N^(-1/2) (see :func:`check_sample_scaling_lora_ml`)."""
+    return check_sample_scaling("sample-scaling-sr", "A_SR^ - A_SR", sweeps, SCALING_HEURISTIC)
 
 
 # --------------------------------------------------------------------------- relaxation

@@ -1,6 +1,11 @@
-"""Reports of the checks: the glossary of symbols, JSON records and the text table grouped by kind.
+"""Reports of the checks: the glossary of symbols, JSON records, the table grouped by kind, the list.
 
 The ``lowrank-theory check`` subcommand (:mod:`lowrank_theory.cli.check`) prints them.
+
+Examples
+--------
+>>> print(format_list(["sr-rank"]))
+sr-rank  theorem  rank(A_SR - A*) = min(kT, d)
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Sequence
 from .registry import CHECKS
 from .result import KINDS, CheckResult
 
-__all__ = ["GLOSSARY", "symbols_in", "check_record", "format_table"]
+__all__ = ["GLOSSARY", "symbols_in", "check_record", "format_table", "format_list"]
 
 #: Every symbol the checks' claims and detail texts use, with its meaning (docs/theory.md,
 #: section 2). A test runs every check and fails on a symbol-like token missing here.
@@ -24,6 +29,9 @@ GLOSSARY = {
     "N": "samples per retraining task",
     "n": "samples of the new task used for fine-tuning",
     "sigma": "noise standard deviation",
+    "Sigma": "input covariance (one shared by the tasks, or one per task); Sigma^(1/2) its "
+             "symmetric square root",
+    "I": "the identity matrix (Sigma = I: the paper's inputs)",
     "N(m, v)": "normal distribution with mean m and variance v",
     "A": "a base (the weights shared by the tasks)",
     "A*": "true base",
@@ -34,12 +42,17 @@ GLOSSARY = {
     "A_SR^": "standard-retraining base fitted on N samples per task",
     "A_relax": "base of the convex trace relaxation",
     "A_LoRA-ML": "base fitted by fit_lora_ml",
+    "A_exact": "base fitted by the exact solver on a sample",
+    "A_paper": "base fitted by the paper's protocol on the same sample",
     "A0": "starting base of a run",
     "U": "the adapter factors (U_t)_t of all tasks",
     "U_t": "adapter factor of task t, shape (d, r)",
     "U0": "starting adapter factors of a run",
     "U*_t": "true offset factor of task t, shape (d, k)",
     "U^_t": "adapter factor of task t at a LoRA-ML minimum",
+    "V_t": "second adapter factor of task t in an asymmetric adapter U_t V_t^T, shape (d, r)",
+    "S": "k x k boost parameter of the T = 2 family of minima; A(S) is its member base, "
+         "asinh of the singular values of S (sv(S)) its rapidities",
     "Q_t": "an orthogonal (r, r) matrix acting on task t's factor",
     "M_t": "true offset U*_t U*_t^T of task t",
     "mean M": "(1/T) sum_t M_t, the mean true offset",
@@ -67,9 +80,12 @@ GLOSSARY = {
     "scale": "|A*|_F + sum_t |U*_t U*_t^T|_F, at least 1",
     "gradient scale": "|(G_t(0))_t|_F, the stacked per-task loss gradients at W = 0, at least 1",
     "Sxx_t": "input second moment of task t (Sigma, or X_t^T X_t / N)",
-    "floor": "sum of squared singular values of W*_new - A_SR beyond the k largest",
+    "floor": "sum of squared singular values of (W*_new - A_SR) Sigma^(1/2) beyond the k largest",
     "spectral tail": "sum of squared singular values beyond a given rank",
-    "excess*n/(k d sigma^2)": "excess loss times n, over k d sigma^2: the rate's constant",
+    "tail_k": "sum of the squared singular values beyond the k largest (in the Sigma^(1/2)-"
+              "weighted norm when a covariance is given): what no rank-k adapter can reach",
+    "excess*(n-d-1)/(sigma^2 k(2d-k))": "mean excess loss times (n - d - 1), over "
+                                        "sigma^2 k (2d - k): the rate's constant, normalised",
     "slope": "least-squares slope of log(error) against log(variable)",
     "95% interval": "slope +- t(0.975, m - 2) x its standard error, m points",
     "h": "step length of the Taylor-remainder test",
@@ -99,16 +115,19 @@ def symbols_in(text: str) -> dict[str, str]:
 
 def check_record(result: CheckResult) -> dict:
     """The JSON record of one result: the result, its registry entry, the symbols it uses."""
-    spec = CHECKS.get(result.name)
+    record = CHECKS.get(result.name)
     out = result.to_dict()
-    if spec is not None:
+    if record is not None:
         out.update({
-            "section": f"docs/theory.md, section {spec.section}",
-            "instance_settings": spec.settings.to_dict(),
-            "solver": spec.solver,
-            "predicted_means": spec.predicted,
-            "measured_means": spec.measured,
-            "negative_control": spec.control_note,
+            "section": f"docs/theory.md, section {record.section}",
+            "statement": record.statement,
+            "python": f"lowrank_theory.theorems.{record.handle}",
+            "instance_settings": record.settings.to_dict(),
+            "covariance": record.covariance,
+            "solver": record.solver,
+            "predicted_means": record.predicted,
+            "measured_means": record.measured,
+            "negative_control": record.control_note,
         })
     out["symbols"] = symbols_in(f"{result.claim} {result.detail}")
     return out
@@ -124,13 +143,25 @@ def format_table(results: Sequence[CheckResult]) -> str:
             continue
         rows.append((f"[{kind}]",) + ("",) * (len(header) - 1))
         for r in block:
-            spec = CHECKS.get(r.name)
-            rows.append((r.name, spec.claim if spec else r.claim, r.reference,
-                         spec.section if spec else "", str(r.instances),
+            record = CHECKS.get(r.name)
+            rows.append((r.name, record.statement if record else r.claim, r.reference,
+                         record.section if record else "", str(r.instances),
                          "yes" if r.holds else "NO", f"{r.margin:+.1f}"))
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return _columns([header, None, *rows])
 
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
 
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+def _columns(rows: Sequence[Sequence[str] | None]) -> str:
+    """Rows as left-aligned columns; a None row is a rule under the header."""
+    real = [row for row in rows if row is not None]
+    widths = [max(len(row[i]) for row in real) for i in range(len(real[0]))]
+
+    def line(row: Sequence[str] | None) -> str:
+        cells = ["-" * w for w in widths] if row is None else row
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+
+    return "\n".join(map(line, rows))
+
+
+def format_list(names: Sequence[str] | None = None) -> str:
+    """One line per check: name, kind and its one-line statement (``check --list``)."""
+    return _columns([(n, CHECKS[n].kind, CHECKS[n].statement) for n in (names or list(CHECKS))])
